@@ -1,0 +1,256 @@
+"""The command line: `python -m mnist_core {train,evaluate,predict,runs,info} --help`.
+
+`train` is also what the Train page starts as its own process: it creates the run folder, waits for a
+training slot (queued), trains, and writes everything there. Ctrl-C or SIGTERM stops it cleanly after
+the current batch and the run is saved as `stopped` with the model so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from . import runs
+from .config import ConfigError, TrainConfig, preset_config
+from .data import DataError, describe_source, load_mnist
+
+
+def _config_from_args(a: argparse.Namespace) -> TrainConfig:
+    if a.config:
+        text = Path(a.config).read_text() if Path(a.config).is_file() else a.config
+        cfg = TrainConfig.from_json(text)
+        base = cfg.to_dict()
+    else:
+        base = preset_config(a.preset).to_dict()
+    over = {"epochs": a.epochs, "batch_size": a.batch_size, "learning_rate": a.lr, "optimizer": a.optimizer,
+            "lr_schedule": a.schedule, "validation_split": a.val_split, "limit": a.limit, "seed": a.seed}
+    base.update({k: v for k, v in over.items() if v is not None})
+    if a.augment is not None:
+        base["augment"] = a.augment
+    if a.early_stopping:
+        base["early_stopping"] = True
+    return TrainConfig.from_dict(base)
+
+
+def _progress_printer(tty: bool):
+    def on_batch(p: dict) -> None:
+        if not tty:
+            return
+        done = p["batch"] / p["batches_per_epoch"]
+        bar = "=" * int(done * 30)
+        sys.stderr.write(f"\repoch {p['epoch']}/{p['epochs']} [{bar:<30}] {p['batch']}/{p['batches_per_epoch']} "
+                         f"loss {p['loss']:.4f} acc {p['accuracy']:.4f}")
+        sys.stderr.flush()
+
+    def on_epoch(row: dict) -> None:
+        if tty:
+            sys.stderr.write("\n")
+        val = f" val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f}" if "val_loss" in row else ""
+        print(f"epoch {row['epoch']}: loss {row['loss']:.4f} acc {row['accuracy']:.4f}{val} "
+              f"({row['seconds']:.1f}s)", flush=True)
+
+    return on_batch, on_epoch
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    try:
+        cfg = _config_from_args(a)
+    except ConfigError as e:
+        print(f"error: invalid setting {e}", file=sys.stderr)
+        return 2
+    if a.run_dir:
+        run_dir = Path(a.run_dir)
+        root, name = run_dir.parent, run_dir.name
+    else:
+        root, name = runs.runs_root(), a.name or runs.default_run_name(cfg.arch.preset)
+    try:
+        run_dir = runs.create_run(cfg, name, root=root, data_dir=a.data_dir)
+    except runs.RunError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"run folder: {run_dir}", flush=True)
+
+    def on_signal(signum, frame):  # stop after the current batch, or leave the queue
+        runs.request_stop(run_dir)
+        from . import training
+        training.request_stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        with runs.training_slot(run_dir, on_wait=lambda pos: None):
+            try:
+                dataset = load_mnist(a.data_dir)
+            except DataError as e:
+                runs.set_status(run_dir, "failed", error=str(e), pid=None)
+                print(f"error: {e}", file=sys.stderr)
+                return 1
+            print(f"data: {dataset.source.describe()}", flush=True)
+            from .training import train
+
+            on_batch, on_epoch = _progress_printer(sys.stderr.isatty())
+            try:
+                metrics = train(cfg, run_dir, dataset, on_batch=on_batch, on_epoch=on_epoch)
+            except ConfigError as e:
+                print(f"error: invalid setting {e}", file=sys.stderr)
+                return 2
+    except KeyboardInterrupt:
+        if runs.read_status(run_dir).get("state") == "queued":
+            runs.set_status(run_dir, "stopped", error="cancelled before training started", pid=None)
+        print("stopped", file=sys.stderr)
+        return 130
+    except Exception as e:
+        print(f"error: training failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    state = runs.read_status(run_dir)["state"]
+    print(f"{state}: test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f}, "
+          f"{metrics['train_seconds']:.1f}s, {metrics['images_per_s']:.0f} images/s", flush=True)
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from .evaluation import evaluate_run
+    from .inference import ModelError
+
+    try:
+        dataset = load_mnist(a.data_dir)
+        res = evaluate_run(Path(a.run_dir), dataset)
+    except (DataError, ModelError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if a.json:
+        print(json.dumps({"accuracy": res.accuracy, "loss": res.loss, "mistakes": res.n_mistakes,
+                          "n_test": len(res.y_true), "confusion_matrix": res.confusion.tolist(),
+                          "per_class": res.per_class(), "data": dataset.source.describe()}))
+        return 0
+    print(f"data: {dataset.source.describe()}")
+    print(f"accuracy {res.accuracy:.4f}  loss {res.loss:.4f}  mistakes {res.n_mistakes}/{len(res.y_true)}\n")
+    print("digit  precision  recall     f1  support")
+    for r in res.per_class():
+        print(f"{r['digit']:>5}  {r['precision']:>9.4f}  {r['recall']:>6.4f}  {r['f1']:.4f}  {r['support']:>7}")
+    print("\nconfusion matrix (rows: true, columns: predicted)")
+    print("      " + "".join(f"{d:>6}" for d in range(10)))
+    for d, row in enumerate(res.confusion):
+        print(f"{d:>6}" + "".join(f"{v:>6}" for v in row))
+    return 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from .inference import ModelError, load_model, predict_one
+    from .preprocess import ImageError, load_image, preprocess
+
+    try:
+        model = load_model(Path(a.run_dir) / "model.keras")
+    except ModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    failures = 0
+    for f in a.images:
+        rec: dict = {"file": f, "label": None, "probabilities": None}
+        try:
+            pre = preprocess(load_image(Path(f).read_bytes(), Path(f).name))
+            if pre.blank:
+                rec["note"] = "blank image: no digit found"
+            else:
+                probs = predict_one(model, pre.image)
+                rec.update(label=int(probs.argmax()), probabilities=[round(float(p), 6) for p in probs])
+        except (ImageError, OSError) as e:
+            rec["error"] = str(e)
+            failures += 1
+        if a.json:
+            print(json.dumps(rec))
+        elif "error" in rec:
+            print(f"{f}: error: {rec['error']}")
+        elif rec["label"] is None:
+            print(f"{f}: {rec['note']}")
+        else:
+            top = sorted(enumerate(rec["probabilities"]), key=lambda t: -t[1])[:3]
+            print(f"{f}: {rec['label']}  (" + ", ".join(f"{d}: {p:.3f}" for d, p in top) + ")")
+    return 1 if failures else 0
+
+
+def cmd_runs(a: argparse.Namespace) -> int:
+    root = Path(a.root) if a.root else None
+    infos, broken = runs.list_runs(root)
+    if a.json:
+        print(json.dumps({"runs": [{"name": r.name, "status": r.state, "preset": r.preset, "params": r.params,
+                                    "epochs": r.epochs, "epochs_done": r.epochs_done,
+                                    "val_accuracy": r.val_accuracy, "test_accuracy": r.test_accuracy,
+                                    "train_seconds": r.train_seconds, "error": r.error} for r in infos],
+                          "broken": [{"name": n, "error": e} for n, e in broken]}))
+        return 0
+    print(f"{'name':<32} {'status':<9} {'preset':<10} {'params':>8} {'test acc':>9}")
+    for r in infos:
+        acc = f"{r.test_accuracy:.4f}" if r.test_accuracy is not None else "-"
+        print(f"{r.name:<32} {r.state:<9} {r.preset:<10} {r.params or 0:>8,} {acc:>9}")
+    for n, e in broken:
+        print(f"{n:<32} broken: {e}")
+    return 0
+
+
+def cmd_info(a: argparse.Namespace) -> int:
+    try:
+        src = describe_source(a.data_dir)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(src.describe())
+    print(f"runs folder: {runs.runs_root()}   training slots: {runs.max_trainings()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m mnist_core", description="Train and use MNIST CNNs.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train a model into a run folder")
+    t.add_argument("--preset", default="classic", choices=["classic", "batchnorm", "mlp", "fast", "custom"])
+    t.add_argument("--config", help="a config.json path or JSON text (overrides --preset)")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float, help="learning rate")
+    t.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop"])
+    t.add_argument("--schedule", choices=["constant", "cosine", "step", "onecycle"])
+    t.add_argument("--val-split", type=float)
+    t.add_argument("--limit", type=int, help="train on this many images only")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    t.add_argument("--early-stopping", action="store_true")
+    t.add_argument("--data-dir", help="folder with MNIST IDX files or mnist.npz (default: MNIST_DATA_DIR)")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--run-dir", help="the run folder to create (default: the runs folder / NAME)")
+    g.add_argument("--name", help="run name inside the runs folder")
+    t.set_defaults(fn=cmd_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a run's model on the test set")
+    e.add_argument("run_dir")
+    e.add_argument("--data-dir")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(fn=cmd_evaluate)
+
+    pr = sub.add_parser("predict", help="classify image files of digits")
+    pr.add_argument("run_dir")
+    pr.add_argument("images", nargs="+")
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(fn=cmd_predict)
+
+    r = sub.add_parser("runs", help="list the run folders")
+    r.add_argument("--root", help="runs folder (default: MNIST_RUNS_DIR or models/)")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(fn=cmd_runs)
+
+    i = sub.add_parser("info", help="which data source would be used")
+    i.add_argument("--data-dir")
+    i.set_defaults(fn=cmd_info)
+
+    a = p.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return a.fn(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

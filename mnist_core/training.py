@@ -1,0 +1,250 @@
+"""Training: `train(config, run_dir, dataset)` fits a model and writes its run folder.
+
+Progress goes out through `RunFolderCallback`, a Keras callback that writes batch progress
+(`progress.json`, throttled) and one `history.csv` row per epoch, and that stops training cleanly
+between batches when a stop is requested (a `stop.request` file, or `request_stop()` from a signal
+handler). The input pipeline is `tf.data` over uint8 arrays (cast on the fly, optional augmentation,
+prefetch). The learning-rate schedule is applied per batch by the same callback, so saved models hold
+a plain float learning rate and load without custom objects. Training runs under
+`tf.distribute.MirroredStrategy` when GPUs (or explicitly given devices) are present, plain otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import runs
+from .architectures import build_model, param_count
+from .config import TrainConfig
+from .data import Dataset
+
+_STOP = {"requested": False}
+
+
+def request_stop() -> None:
+    """Ask the current training (in this process) to stop after the batch in progress."""
+    _STOP["requested"] = True
+
+
+def lr_at(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate at a given optimisation step under the config's schedule."""
+    base, t = config.learning_rate, min(step / max(total_steps, 1), 1.0)
+    if config.lr_schedule == "cosine":
+        return base * 0.5 * (1 + math.cos(math.pi * t))
+    if config.lr_schedule == "step":  # halve at 50 % and again at 75 % of training
+        return base * (0.5 if t >= 0.5 else 1.0) * (0.5 if t >= 0.75 else 1.0)
+    if config.lr_schedule == "onecycle":  # warm up over 25 %, then cosine down to ~0
+        warm = 0.25
+        if t < warm:
+            return base * (0.1 + 0.9 * t / warm)
+        return base * (0.5 * (1 + math.cos(math.pi * (t - warm) / (1 - warm)))) + base * 1e-3
+    return base
+
+
+def split_data(dataset: Dataset, config: TrainConfig) -> tuple[np.ndarray, ...]:
+    """The training subset and validation split, drawn with the config's seed."""
+    config.check_against_data(len(dataset.x_train))
+    rng = np.random.default_rng(config.seed)
+    idx = rng.permutation(len(dataset.x_train))
+    if config.limit:
+        idx = idx[: config.limit]
+    n_val = int(len(idx) * config.validation_split)
+    val, fit = idx[:n_val], idx[n_val:]
+    return dataset.x_train[fit], dataset.y_train[fit], dataset.x_train[val], dataset.y_train[val]
+
+
+def get_strategy(devices: list[str] | None = None) -> Any:
+    """MirroredStrategy over the given devices or every GPU; the default strategy on plain CPU."""
+    import tensorflow as tf
+
+    if devices is None:
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] if gpus else None
+    if devices:
+        return tf.distribute.MirroredStrategy(devices=devices)
+    return tf.distribute.get_strategy()
+
+
+def make_pipeline(x: np.ndarray, y: np.ndarray, config: TrainConfig, training: bool) -> Any:
+    """tf.data over uint8 images: shuffle, batch, cast to [0, 1], optionally augment, prefetch."""
+    import keras
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if training:
+        ds = ds.shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
+    ds = ds.batch(config.batch_size)
+
+    def to_float(xb, yb):
+        return tf.cast(xb, tf.float32)[..., None] / 255.0, yb
+
+    ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    if training and config.augment:
+        aug = keras.Sequential([
+            keras.layers.RandomRotation(config.rotation_deg / 360.0, fill_mode="constant", seed=config.seed),
+            keras.layers.RandomTranslation(config.shift_frac, config.shift_frac, fill_mode="constant",
+                                           seed=config.seed + 1),
+            keras.layers.RandomZoom(config.zoom_frac, fill_mode="constant", seed=config.seed + 2),
+        ])
+        ds = ds.map(lambda xb, yb: (aug(xb, training=True), yb), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def make_optimizer(config: TrainConfig) -> Any:
+    import keras
+
+    lr = config.learning_rate
+    return {
+        "adam": lambda: keras.optimizers.Adam(lr),
+        "adamw": lambda: keras.optimizers.AdamW(lr, weight_decay=1e-4),
+        "sgd": lambda: keras.optimizers.SGD(lr, momentum=0.9, nesterov=True),
+        "rmsprop": lambda: keras.optimizers.RMSprop(lr),
+    }[config.optimizer]()
+
+
+def _callback_base() -> type:
+    import keras
+
+    return keras.callbacks.Callback
+
+
+def make_callback(run_dir: Path | None, config: TrainConfig, steps_per_epoch: int,
+                  on_batch: Callable[[dict[str, Any]], None] | None = None,
+                  on_epoch: Callable[[dict[str, Any]], None] | None = None,
+                  progress_every_s: float = 0.5) -> Any:
+    """The progress/stop/schedule callback (see the module docstring)."""
+
+    class RunFolderCallback(_callback_base()):
+        def __init__(self) -> None:
+            super().__init__()
+            self.total_steps = steps_per_epoch * config.epochs
+            self.step = 0
+            self.epoch = 0
+            self.epoch_start = time.perf_counter()
+            self.last_write = 0.0
+            self.train_start = time.time()
+            self.stopped = False
+
+        def _set_lr(self) -> float:
+            lr = lr_at(config, self.step, self.total_steps)
+            if config.lr_schedule != "constant":
+                self.model.optimizer.learning_rate.assign(lr)
+            return lr
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.epoch = epoch
+            self.epoch_start = time.perf_counter()
+
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            self._set_lr()
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.step += 1
+            if _STOP["requested"] or (run_dir is not None and runs.stop_requested(run_dir)):
+                self.model.stop_training = True
+                self.stopped = True
+            now = time.perf_counter()
+            if now - self.last_write >= progress_every_s or batch + 1 == steps_per_epoch:
+                self.last_write = now
+                logs = logs or {}
+                prog = {
+                    "epoch": self.epoch + 1, "epochs": config.epochs, "batch": batch + 1,
+                    "batches_per_epoch": steps_per_epoch, "loss": float(logs.get("loss", float("nan"))),
+                    "accuracy": float(logs.get("accuracy", float("nan"))),
+                    "elapsed_s": time.time() - self.train_start, "updated": time.time(),
+                }
+                if run_dir is not None:
+                    runs.atomic_write_json(Path(run_dir) / "progress.json", prog)
+                if on_batch:
+                    on_batch(prog)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            logs = logs or {}
+            row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self.epoch_start, 3),
+                   "lr": lr_at(config, self.step, self.total_steps)}
+            for k in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                if k in logs:
+                    row[k] = float(logs[k])
+            if run_dir is not None:
+                runs.append_history(run_dir, row)
+            if on_epoch:
+                on_epoch(row)
+
+    return RunFolderCallback()
+
+
+def train(config: TrainConfig, run_dir: Path | None, dataset: Dataset, *,
+          on_batch: Callable[[dict[str, Any]], None] | None = None,
+          on_epoch: Callable[[dict[str, Any]], None] | None = None,
+          devices: list[str] | None = None, deterministic: bool = True,
+          extra_callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """Train `config` on `dataset`; with a `run_dir`, write the run folder as training goes.
+    Returns the metrics dict (also saved as metrics.json). Status ends finished, stopped or failed."""
+    import keras
+    import tensorflow as tf
+
+    from .evaluation import evaluate_predictions, predict_proba, save_evaluation
+
+    _STOP["requested"] = False
+    run_dir = Path(run_dir) if run_dir is not None else None
+    if run_dir is not None:
+        runs.set_status(run_dir, "running", pid=os.getpid(), started=time.time(), data=dataset.source.describe())
+    try:
+        keras.utils.set_random_seed(config.seed)
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+        x_fit, y_fit, x_val, y_val = split_data(dataset, config)
+        strategy = get_strategy(devices)
+        with strategy.scope():
+            model = build_model(config.arch)
+            model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy",
+                          metrics=["accuracy"])
+        train_ds = make_pipeline(x_fit, y_fit, config, training=True)
+        val_ds = make_pipeline(x_val, y_val, config, training=False) if len(x_val) else None
+        steps = math.ceil(len(x_fit) / config.batch_size)
+        cb = make_callback(run_dir, config, steps, on_batch=on_batch, on_epoch=on_epoch)
+        callbacks = [cb] + list(extra_callbacks or [])
+        if config.early_stopping:
+            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
+                                                           restore_best_weights=True))
+        t0 = time.perf_counter()
+        hist = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks,
+                         shuffle=False, verbose=0)  # the pipeline shuffles
+        train_seconds = time.perf_counter() - t0
+        epochs_done = len(hist.history.get("loss", []))
+        images_seen = min(cb.step * config.batch_size, epochs_done * len(x_fit))
+        if run_dir is not None:
+            runs.save_model_atomic(model, run_dir)
+        t1 = time.perf_counter()
+        proba = predict_proba(model, dataset.x_test)
+        result = evaluate_predictions(dataset.y_test, proba)
+        metrics = {
+            "test_accuracy": result.accuracy, "test_loss": result.loss, "mistakes": result.n_mistakes,
+            "n_test": len(dataset.y_test), "train_seconds": round(train_seconds, 3),
+            "eval_seconds": round(time.perf_counter() - t1, 3),
+            "images_per_s": round(images_seen / train_seconds, 1),
+            "epochs_done": epochs_done, "n_train": len(x_fit), "n_val": len(x_val),
+            "params": param_count(config.arch), "data_source": dataset.source.name,
+            "data": dataset.source.describe(), "stopped_early": bool(cb.stopped),
+            "devices": int(getattr(strategy, "num_replicas_in_sync", 1)),
+        }
+        if run_dir is not None:
+            save_evaluation(run_dir, dataset.source, dataset.y_test, proba)
+            runs.atomic_write_json(run_dir / "metrics.json", metrics)
+            (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
+            runs.set_status(run_dir, "stopped" if cb.stopped else "finished", finished=time.time(), pid=None)
+        metrics["model"] = model
+        return metrics
+    except BaseException as e:
+        if run_dir is not None:
+            msg = "stopped before the first epoch ended" if isinstance(e, KeyboardInterrupt) else \
+                f"{type(e).__name__}: {e}"
+            runs.set_status(run_dir, "failed", error=msg, finished=time.time(), pid=None)
+        raise

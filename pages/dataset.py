@@ -1,0 +1,5 @@
+"""dataset page (being built)."""
+
+import streamlit as st
+
+st.title("Dataset")

@@ -1,0 +1,5 @@
+"""draw page (being built)."""
+
+import streamlit as st
+
+st.title("Draw")
