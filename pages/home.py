@@ -46,7 +46,7 @@ blurbs = {
     "evaluate": "Confusion matrix, per-class metrics and every mistake.",
     "draw": "Draw a digit and see what the model sees, and why.",
 }
-for col, (key, blurb) in zip(cols, blurbs.items()):
+for col, (key, blurb) in zip(cols, blurbs.items(), strict=True):
     with col, st.container(border=True):
         st.page_link(PAGES[key], label=PAGES[key].title, icon=PAGES[key].icon)
         st.caption(blurb)
