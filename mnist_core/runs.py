@@ -33,6 +33,7 @@ PRETRAINED = "pretrained"
 STATES = ("queued", "running", "finished", "stopped", "failed")
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 STOP_FILE = "stop.request"
+IMPORTED_FILE = "imported.json"  # marks a run made by model_import (no config.json)
 MAX_NAME = 64
 
 
@@ -276,6 +277,8 @@ def run_info(run_dir: Path) -> RunInfo:
     from .architectures import param_count
 
     run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists() and (run_dir / IMPORTED_FILE).exists():
+        return _imported_info(run_dir)
     cfg = load_config(run_dir)
     status = read_status(run_dir)
     metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}
@@ -287,6 +290,23 @@ def run_info(run_dir: Path) -> RunInfo:
         test_accuracy=metrics.get("test_accuracy"), train_seconds=metrics.get("train_seconds"),
         created=status.get("created", run_dir.stat().st_mtime), error=status.get("error"),
         has_model=(run_dir / "model.keras").exists(), status=status,
+    )
+
+
+def _imported_info(run_dir: Path) -> RunInfo:
+    """An imported model has no training config (see model_import.py): describe it from imported.json."""
+    meta = read_json(run_dir / IMPORTED_FILE)
+    if not isinstance(meta, dict):
+        raise RunError(f"{IMPORTED_FILE} in {run_dir.name} is corrupt (not a JSON object)")
+    status = read_status(run_dir)
+    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}
+    has_model = (run_dir / "model.keras").exists()
+    return RunInfo(
+        name=run_dir.name, path=run_dir, state=status.get("state", "failed") if has_model else "failed",
+        preset="imported", params=meta.get("params"), epochs=None, epochs_done=0,
+        test_accuracy=metrics.get("test_accuracy"), created=status.get("created", run_dir.stat().st_mtime),
+        error=status.get("error") if has_model else "model.keras is missing", has_model=has_model,
+        status=status,
     )
 
 
