@@ -113,7 +113,12 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write an IDX file (gzipped if the name ends in .gz); used for tests and exports."""
     codes = {v: k for k, v in _IDX_TYPES.items()}
     be = np.asarray(array).astype(np.asarray(array).dtype.newbyteorder(">"))
-    code = codes[be.dtype.str if be.dtype.str != "|u1" else ">u1"]
+    # One-byte types have no byte order ("|u1", "|i1"); both IDX byte types must map to their code.
+    key = ">" + be.dtype.str[1:]
+    if key not in codes:
+        raise DataError(f"{Path(path).name}: IDX cannot store {be.dtype.name} arrays "
+                        "(uint8, int8, int16, int32, float32, float64 only)")
+    code = codes[key]
     header = struct.pack(">HBB", 0, code, be.ndim) + struct.pack(f">{be.ndim}I", *be.shape)
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "wb") as f:
@@ -214,6 +219,8 @@ def load_mnist(data_dir: str | os.PathLike | None = None, source: str = "auto") 
         if KERAS_CACHE.is_file():
             arrays = _load_npz(KERAS_CACHE)
             return Dataset(*arrays, DataSource("keras", str(KERAS_CACHE), len(arrays[0]), len(arrays[2])))
+        if source == "keras":  # asked for explicitly: never hand back the small sample in its place
+            raise DataError(f"MNIST is not in the Keras cache ({KERAS_CACHE}) and MNIST_OFFLINE is set")
     arrays = _load_npz(SAMPLE_PATH)
     return Dataset(*arrays, DataSource("bundled", str(SAMPLE_PATH), len(arrays[0]), len(arrays[2])))
 
@@ -229,7 +236,11 @@ def describe_source(data_dir: str | os.PathLike | None = None) -> DataSource:
             return DataSource("data_dir", str(d), n_tr, n_te)
         return load_mnist(d, "data_dir").source  # npz, or raise the precise error
     if KERAS_CACHE.is_file():
-        return DataSource("keras", str(KERAS_CACHE), 60000, 10000)
+        try:  # the label arrays are small: real counts, not the 60,000/10,000 a cache usually holds
+            with np.load(KERAS_CACHE, allow_pickle=False) as z:
+                return DataSource("keras", str(KERAS_CACHE), len(z["y_train"]), len(z["y_test"]))
+        except (OSError, ValueError, KeyError):
+            return load_mnist(source="keras").source  # raise the precise error
     with np.load(SAMPLE_PATH) as z:
         return DataSource("bundled", str(SAMPLE_PATH), len(z["y_train"]), len(z["y_test"]))
 
