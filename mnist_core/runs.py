@@ -54,6 +54,12 @@ def safe_run_name(name: str) -> str:
         raise RunError("run name is empty")
     if len(name) > 200:
         raise RunError(f"run name is too long ({len(name)} characters; at most {MAX_NAME})")
+    # A name that looks like a path is refused, not quietly rewritten: "../x" silently becoming "x"
+    # would hide a mistake (or an attempt to write outside the runs folder) from the user.
+    bad = [s for s in ("/", "\\", "..", "\0") if s in name]
+    if bad:
+        raise RunError(f"run name {name[:80]!r} contains {' and '.join(repr(s) for s in bad)}: "
+                       "a run name is a single folder name (letters, digits, - or _)")
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name.strip())
     cleaned = re.sub(r"\.{2,}", ".", cleaned).strip(".-_")
     if not cleaned:
