@@ -191,7 +191,7 @@ def _download_keras_cache(timeout: float = 10.0) -> None:
 
 def _resolve_dir(data_dir: str | os.PathLike | None) -> Path | None:
     d = data_dir if data_dir not in (None, "") else os.environ.get("MNIST_DATA_DIR") or None
-    return Path(d).expanduser() if d else None
+    return Path(d).expanduser().resolve() if d else None
 
 
 def _offline() -> bool:
