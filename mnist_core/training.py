@@ -44,7 +44,9 @@ def lr_at(config: TrainConfig, step: int, total_steps: int) -> float:
         warm = 0.25
         if t < warm:
             return base * (0.1 + 0.9 * t / warm)
-        return base * (0.5 * (1 + math.cos(math.pi * (t - warm) / (1 - warm)))) + base * 1e-3
+        # Blend towards a 1e-3 floor (not add it) so the peak is exactly the configured rate.
+        cos = 0.5 * (1 + math.cos(math.pi * (t - warm) / (1 - warm)))
+        return base * (1e-3 + (1 - 1e-3) * cos)
     return base
 
 
