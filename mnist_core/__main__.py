@@ -62,6 +62,14 @@ def cmd_train(a: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"error: invalid setting {e}", file=sys.stderr)
         return 2
+    try:  # refused before a run folder exists: data that is not there, a batch larger than the data
+        cfg.check_against_data(describe_source(a.data_dir).n_train)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except ConfigError as e:
+        print(f"error: invalid setting {e}", file=sys.stderr)
+        return 2
     if a.run_dir:
         run_dir = Path(a.run_dir)
         root, name = run_dir.parent, run_dir.name

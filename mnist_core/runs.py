@@ -21,6 +21,7 @@ import shutil
 import socket
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -287,6 +288,7 @@ def run_info(run_dir: Path) -> RunInfo:
         return _imported_info(run_dir)
     cfg = load_config(run_dir)
     status = read_status(run_dir)
+    _check_model_file(run_dir, status)
     metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}
     hist = read_history(run_dir)
     return RunInfo(
@@ -299,6 +301,19 @@ def run_info(run_dir: Path) -> RunInfo:
     )
 
 
+def _check_model_file(run_dir: Path, status: dict[str, Any]) -> None:
+    """A finished run must hold a model (a stopped one may not: cancelled while queued); a file that is
+    not even a zip archive is corrupt. Cheap (reads the zip's end record only), so the runs table can
+    flag it instead of a page failing when it loads the model."""
+    model = run_dir / "model.keras"
+    if not model.exists():
+        if status.get("state") == "finished":
+            raise RunError(f"run {run_dir.name} is finished but its model.keras is missing")
+        return
+    if not zipfile.is_zipfile(model):
+        raise RunError(f"model.keras of {run_dir.name} is corrupt (not a Keras zip archive)")
+
+
 def _imported_info(run_dir: Path) -> RunInfo:
     """An imported model has no training config (see model_import.py): describe it from imported.json."""
     meta = read_json(run_dir / IMPORTED_FILE)
@@ -307,6 +322,8 @@ def _imported_info(run_dir: Path) -> RunInfo:
     status = read_status(run_dir)
     metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}
     has_model = (run_dir / "model.keras").exists()
+    if has_model:
+        _check_model_file(run_dir, status)
     return RunInfo(
         name=run_dir.name, path=run_dir, state=status.get("state", "failed") if has_model else "failed",
         preset="imported", params=meta.get("params"), epochs=None, epochs_done=0,
