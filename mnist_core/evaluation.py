@@ -100,6 +100,16 @@ class EvalResult:
                                             strategy="uniform")
         return mean_conf, frac
 
+    def ece(self, n_bins: int = 10) -> float:
+        """Expected calibration error: the gap between confidence and accuracy, averaged over the same
+        uniform confidence bins as `calibration`, weighted by how many answers fall in each."""
+        bins = np.minimum((self.confidence * n_bins).astype(int), n_bins - 1)
+        gap = 0.0
+        for b in np.unique(bins):
+            m = bins == b
+            gap += m.sum() * abs(float(self.correct[m].mean()) - float(self.confidence[m].mean()))
+        return gap / max(len(self.confidence), 1)
+
 
 def evaluate_predictions(y_true: np.ndarray, proba: np.ndarray) -> EvalResult:
     y_true = np.asarray(y_true).astype(np.int64)
