@@ -1,0 +1,179 @@
+"""Training overhead: images/s of the app's training path vs a plain `model.fit`, side by side.
+
+App path: a real `streamlit run app.py` server (own runs folder) with the Train page open in headless
+Chromium, and the trainer process the Train page starts, `python -m mnist_core train --config JSON
+--run-dir DIR`, launched into the server's runs folder (the page is reloaded once the run exists so it
+attaches to it and polls it, as after a user's Start). Plain path: a separate process that builds the
+same model (`architectures.build_model`), same optimiser, batch size, training/validation split and
+epochs, and calls `model.fit` on in-memory float arrays. Runs alternate (ABBA in full mode). images/s
+per epoch = training images / epoch seconds (validation included in both); the first epoch (graph
+tracing) is reported separately and excluded from the ratio.
+
+    python benchmarks/train_overhead.py [--quick] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import common  # noqa: E402
+import numpy as np  # noqa: E402
+
+QUICK = dict(limit=6000, epochs=3, order="AB")
+FULL = dict(limit=None, epochs=3, order="ABBA")
+
+
+def bench_config(limit: int | None, epochs: int) -> Any:
+    """The Train page's default config (the `classic` preset) on `limit` images."""
+    from mnist_core.config import preset_config
+
+    return preset_config("classic", epochs=epochs, limit=limit)
+
+
+# --- plain model.fit (runs in its own process) -------------------------------------------------------
+def plain_fit(config_json: str, data: str) -> dict[str, Any]:
+    import keras
+
+    from mnist_core.architectures import build_model
+    from mnist_core.config import TrainConfig
+    from mnist_core.data import load_mnist
+    from mnist_core.training import make_optimizer, split_data
+
+    cfg = TrainConfig.from_json(config_json)
+    ds = load_mnist(data, "data_dir")
+    x_fit, y_fit, x_val, y_val = split_data(ds, cfg)
+    xf = x_fit.astype("float32")[..., None] / 255.0
+    xv = x_val.astype("float32")[..., None] / 255.0
+    keras.utils.set_random_seed(cfg.seed)
+    model = build_model(cfg.arch)
+    model.compile(optimizer=make_optimizer(cfg), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    class EpochClock(keras.callbacks.Callback):
+        seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.t = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.seconds.append(time.perf_counter() - self.t)
+
+    clock = EpochClock()
+    model.fit(xf, y_fit, batch_size=cfg.batch_size, epochs=cfg.epochs, validation_data=(xv, y_val),
+              shuffle=True, verbose=0, callbacks=[clock])
+    return {"seconds": clock.seconds, "n_fit": len(x_fit)}
+
+
+def _run_plain(cfg: Any, data: Path, runs_dir: Path) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, "--plain-fit", cfg.to_json()], env=common.env_for(runs_dir, data),
+                         cwd=common.ROOT, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"plain fit failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _run_app(cfg: Any, data: Path, runs_dir: Path, server: common.Server, page: Any, name: str) -> dict[str, Any]:
+    from mnist_core import runs
+
+    run_dir = runs_dir / name
+    cmd = [sys.executable, "-m", "mnist_core", "train", "--config", cfg.to_json(), "--run-dir", str(run_dir),
+           "--data-dir", str(data)]
+    proc = subprocess.Popen(cmd, cwd=common.ROOT, env=common.env_for(runs_dir, data), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    # Reattach the open Train page once the run folder exists, as the page does after Start.
+    deadline = time.time() + 60
+    while not (run_dir / "status.json").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    page.goto(f"{server.url}/train")
+    # Keep the browser connected while training: the page's own polling (st.fragment(run_every=...))
+    # goes on by itself as long as the tab is open.
+    while proc.poll() is None:
+        page.wait_for_timeout(500)
+    log = proc.stdout.read() if proc.stdout else ""
+    if proc.returncode != 0:
+        raise RuntimeError(f"trainer failed ({proc.returncode}): {log[-2000:]}")
+    hist = runs.read_history(run_dir)
+    metrics = runs.read_json(run_dir / "metrics.json")
+    return {"seconds": [float(r["seconds"]) for r in hist], "n_fit": int(metrics["n_train"]),
+            "train_seconds": metrics["train_seconds"]}
+
+
+def _ips(r: dict[str, Any]) -> tuple[float, float]:
+    """(images/s over epochs 2.., images/s of epoch 1)."""
+    s = r["seconds"]
+    steady = s[1:] or s
+    return r["n_fit"] / float(np.mean(steady)), r["n_fit"] / s[0]
+
+
+def run(quick: bool = False, log: Any = print) -> dict[str, Any]:
+    p = QUICK if quick else FULL
+    data = common.data_dir()
+    cfg = bench_config(p["limit"], p["epochs"])
+    tmp = Path(tempfile.mkdtemp(prefix="bench_overhead_"))
+    runs_dir = tmp / "runs"
+    runs_dir.mkdir()
+    app, plain = [], []
+    server = common.Server(runs_dir, data, tmp / "server.log")
+    try:
+        server.wait_healthy()
+        with common.browser() as b:
+            page = b.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            page.set_default_timeout(90_000)
+            page.goto(f"{server.url}/train")
+            common.wait_idle(page)
+            for i, which in enumerate(p["order"]):
+                if which == "A":
+                    r = _run_app(cfg, data, runs_dir, server, page, f"bench{i}")
+                    app.append(r)
+                    page.goto("about:blank")  # the plain fit gets no page polling next to it
+                else:
+                    r = _run_plain(cfg, data, runs_dir)
+                    plain.append(r)
+                log(f"  {'app  ' if which == 'A' else 'plain'} epochs: " + ", ".join(f"{s:.2f}s" for s in r["seconds"])
+                    + f"  ({_ips(r)[0]:.0f} img/s after epoch 1)")
+    finally:
+        server.stop()
+    app_ips = float(np.median([_ips(r)[0] for r in app]))
+    plain_ips = float(np.median([_ips(r)[0] for r in plain]))
+    return {
+        "train_images_per_s_app": round(app_ips, 1),
+        "train_images_per_s_plain_fit": round(plain_ips, 1),
+        "train_overhead_ratio": round(app_ips / plain_ips, 3),
+        "train_images_per_s_app_epoch1": round(float(np.median([_ips(r)[1] for r in app])), 1),
+        "train_images_per_s_plain_fit_epoch1": round(float(np.median([_ips(r)[1] for r in plain])), 1),
+        "train_overhead_model": f"{cfg.arch.preset}, batch {cfg.batch_size}, {app[0]['n_fit']} images, "
+                                f"{cfg.epochs} epochs, order {p['order']}",
+    }
+
+
+TARGETS = {"train_overhead_ratio": ">= 0.95"}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--plain-fit", metavar="CONFIG_JSON", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.plain_fit:
+        print(json.dumps(plain_fit(a.plain_fit, str(common.data_dir()))))
+        return 0
+    res = run(a.quick)
+    common.print_table(res, "training overhead", TARGETS)
+    if a.json:
+        print(common.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

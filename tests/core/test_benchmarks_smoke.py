@@ -1,0 +1,99 @@
+"""The benchmark scripts import, their helpers compute what they claim, and run.py writes one flat
+results.json with every required key. Not a timed test: anything that trains uses a few hundred images."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import take
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import common  # noqa: E402
+import run as bench_run  # noqa: E402
+import startup_memory  # noqa: E402
+import time_to_accuracy as tta  # noqa: E402
+import train_overhead  # noqa: E402
+
+
+def test_common_helpers():
+    assert common.pct([1, 2, 3, 4, 100], 50) == 3.0
+    assert "cores" in common.machine()
+    assert common.rss_mb(os.getpid()) > 10
+    assert common.rss_mb(2**22 + 12345) == 0.0  # no such process
+    with common.RssSampler(lambda: [os.getpid()], every_s=0.01) as s:
+        _ = np.ones((4096, 4096))  # 128 MB touched while sampling
+        import time
+
+        time.sleep(0.1)
+    assert s.samples >= 2 and s.peak_mb > 100
+    assert isinstance(common.has_tensorflow(os.getpid()), bool)
+
+
+def test_time_to_accuracy_summary():
+    ex = [(1, 10.0, 0.97), (2, 20.0, 0.98), (3, 30.0, 0.985)]
+    fast = [(1, 8.0, 0.98), (2, 16.0, 0.99), (3, 24.0, 0.993), (4, 32.0, 0.995)]
+    s = tta.summarise(ex, fast)
+    assert s["example_test_acc"] == 0.985 and s["example_wall_s"] == 30.0
+    assert s["fast_s_to_beat_example"] == 16.0  # first epoch strictly above 0.985
+    assert s["fast_beat_fraction_of_example_wall"] == pytest.approx(16 / 30, abs=1e-3)
+    assert s["fast_test_acc"] == 0.993  # last epoch that ended within the example's 30 s
+    assert s["fast_final_test_acc"] == 0.995 and s["fast_wall_s"] == 32.0
+    never = tta.summarise(ex, [(1, 5.0, 0.9)])
+    assert never["fast_s_to_beat_example"] is None  # not reached is reported, not invented
+
+
+def test_example_model_matches_keras_example(mnist):
+    m = tta.example_model()
+    assert m.count_params() == 34_826  # the keras.io mnist_convnet summary
+    small = take(mnist, 300, 200)
+    rec = tta.run_example(small, epochs=1, log=lambda *_: None)
+    (epoch, secs, acc), = rec
+    assert epoch == 1 and secs > 0 and 0.0 <= acc <= 1.0
+
+
+def test_plain_fit_tiny(data_dir):
+    cfg = train_overhead.bench_config(limit=300, epochs=1)
+    r = train_overhead.plain_fit(cfg.to_json(), str(data_dir))
+    assert r["n_fit"] == 270 and len(r["seconds"]) == 1 and r["seconds"][0] > 0
+    steady, first = train_overhead._ips({"seconds": [2.0, 1.0, 1.0], "n_fit": 100})
+    assert steady == 100.0 and first == 50.0
+
+
+def test_run_writes_flat_results(tmp_path, monkeypatch):
+    fake = {
+        "startup_memory": {"startup_s": 2.0, "rss_serving_mb": 700.0, "rss_training_peak_mb": 1500.0,
+                           "home_imports_tensorflow": False, "startup_runs_s": [2.0]},
+        "train_overhead": {"train_images_per_s_app": 990.0, "train_images_per_s_plain_fit": 1000.0,
+                           "train_overhead_ratio": 0.99},
+        "time_to_accuracy": tta.summarise([(1, 10.0, 0.98)], [(1, 3.0, 0.99)]) | {"tta_fast_curve": [[3.0, 0.99]]},
+        "predict_latency": {"predict_p50_ms": 2.0, "predict_p95_ms": 4.0, "model_predict_p50_ms": 60.0},
+    }
+    monkeypatch.setattr(bench_run, "run_part", lambda name, quick: (fake[name], None, 0.1))
+    out = tmp_path / "results.json"
+    monkeypatch.setattr(sys, "argv", ["run.py", "--quick", "--out", str(out)])
+    assert bench_run.main() == 0
+    res = json.loads(out.read_text())
+    for k in bench_run.REQUIRED:
+        assert isinstance(res[k], (int, float)) and not isinstance(res[k], bool), k
+    assert isinstance(res["machine"], str) and isinstance(res["date"], str)
+    assert all(not isinstance(v, (list, dict)) for v in res.values())  # one flat object
+    assert res["predict_speedup_vs_model_predict"] == 30.0 and res["errors"] == ""
+
+
+def test_run_reports_missing_part(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench_run, "HERE", tmp_path)  # no part files there
+    res, err, _ = bench_run.run_part("predict_latency", quick=True)
+    assert res == {} and "does not exist" in err
+
+
+def test_startup_memory_targets_cover_required_keys():
+    for k in ("startup_s", "rss_serving_mb", "rss_training_peak_mb"):
+        assert k in startup_memory.TARGETS
