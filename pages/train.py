@@ -276,7 +276,7 @@ def _other_active(infos: list[runs.RunInfo], watching: str | None) -> None:
 def _runs_table(infos: list[runs.RunInfo]) -> None:
     rows = [{
         "name": r.name, "status": f"{STATE_ICONS.get(r.state, '')} {r.state}", "preset": r.preset,
-        "params": r.params, "epochs": f"{r.epochs_done}/{r.epochs}",
+        "params": r.params, "epochs": f"{r.epochs_done}/{r.epochs}" if r.epochs else "–",
         "val acc": r.val_accuracy * 100 if r.val_accuracy is not None else None,
         "test acc": r.test_accuracy * 100 if r.test_accuracy is not None else None,
         "training time": training.fmt_seconds(r.train_seconds) if r.train_seconds is not None else "",

@@ -1,0 +1,186 @@
+"""The Train page through AppTest: form validation, a real tiny training run launched as its own
+process (on the shared MNIST), reattaching from a fresh session, the queue, and Stop."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mnist_core import runs
+from ui import training
+
+from .test_pages import navigation_router  # noqa: F401  (autouse: go through app.py and the sidebar)
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture
+def env(runs_root, data_dir, monkeypatch):
+    monkeypatch.setenv("MNIST_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("MNIST_MAX_TRAININGS", "1")
+    yield runs_root
+    # Never leave a trainer behind: stop every run still in progress and wait for its process.
+    for d in runs_root.iterdir():
+        if d.is_dir() and (d / "status.json").exists():
+            runs.request_stop(d)
+    for proc in list(training._PROCS.values()):
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def open_train() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def heading(at: AppTest) -> str:
+    return next((m.value for m in at.markdown if m.value.startswith("####")), "")
+
+
+def wait_for(at: AppTest, pred, limit_s: float, what: str) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        at.run()
+        assert not at.exception, at.exception
+        if pred(at):
+            return
+        time.sleep(1.0)
+    pytest.fail(f"timed out after {limit_s:.0f} s waiting for {what}; page shows {heading(at)!r}; "
+                f"errors {[e.value for e in at.error]}")
+
+
+def set_tiny(at: AppTest, limit: int = 300, epochs: int = 1, name: str | None = None) -> None:
+    at.checkbox(key="tr_use_limit").check().run()
+    at.number_input(key="tr_limit").set_value(limit)
+    at.number_input(key="tr_epochs").set_value(epochs)
+    if name:
+        at.text_input(key="tr_name").set_value(name)
+    at.run()
+
+
+def run_folders(root: Path) -> list[str]:
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def test_form_defaults_presets_and_param_count(env):
+    at = open_train()
+    assert at.selectbox(key="tr_preset").value == "classic"
+    assert at.number_input(key="tr_batch").value == 32 and at.number_input(key="tr_epochs").value == 5
+    params = next(m for m in at.metric if m.label == "Parameters")
+    assert params.value == "93,322"  # the classic network, counted without TensorFlow
+    assert at.number_input(key="tr_blocks").disabled  # architecture fields are for "custom" only
+
+    at.selectbox(key="tr_preset").set_value("fast").run()
+    assert at.number_input(key="tr_batch").value == 128 and at.selectbox(key="tr_sched").value == "onecycle"
+    assert at.text_input(key="tr_name").value.startswith("fast-")
+
+    at.selectbox(key="tr_preset").set_value("custom").run()
+    before = next(m for m in at.metric if m.label == "Parameters").value
+    at.number_input(key="tr_dense").set_value(256).run()
+    after = next(m for m in at.metric if m.label == "Parameters").value
+    assert before != after and not at.number_input(key="tr_blocks").disabled
+    assert not at.exception
+
+
+def test_form_refuses_impossible_combination(env):
+    at = open_train()
+    at.checkbox(key="tr_use_limit").check().run()
+    at.number_input(key="tr_limit").set_value(300)
+    at.number_input(key="tr_batch").set_value(400).run()
+    errors = [e.value for e in at.error]
+    assert any("Batch size: is larger than the 270 training images" in e for e in errors), errors
+    assert at.button(key="tr_start").disabled
+    assert run_folders(env) == [] and not (env / ".logs").exists()
+
+    # A taken or unusable name is refused at Start, and nothing is launched.
+    at.number_input(key="tr_batch").set_value(32).run()
+    (env / "taken").mkdir()
+    at.text_input(key="tr_name").set_value("taken").run()
+    at.button(key="tr_start").click().run()
+    assert any("already exists" in e.value for e in at.error), [e.value for e in at.error]
+    at.text_input(key="tr_name").set_value("../escape").run()
+    at.button(key="tr_start").click().run()
+    assert any("Run name" in e.value for e in at.error), [e.value for e in at.error]
+    assert run_folders(env) == ["taken"] and not training._PROCS
+
+
+def test_tiny_run_finishes_with_curves_and_can_become_current(env):
+    at = open_train()
+    set_tiny(at, name="tiny-ui")
+    at.button(key="tr_start").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert (env / "tiny-ui" / "status.json").exists()  # the trainer created its own folder
+    assert "tiny-ui" in heading(at)
+
+    # A fresh session (a reload, a second tab) reattaches to the run in progress.
+    other = open_train()
+    assert "tiny-ui" in heading(other) and any(w in heading(other) for w in ("queued", "running", "finished"))
+
+    wait_for(at, lambda a: "finished" in heading(a) or "failed" in heading(a), 80, "the run to finish")
+    assert "finished" in heading(at), [e.value for e in at.error]
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Test accuracy"].endswith("%") and "Images / s" in labels and "Training time" in labels
+    live = at.get("plotly_chart")
+    assert live, "no curves drawn"
+    fig = live[0].proto.spec
+    assert '"train"' in fig and '"validation"' in fig  # per-epoch training and validation curves
+
+    table = next(d.value for d in at.dataframe if "status" in d.value.columns)
+    row = table[table["name"] == "tiny-ui"].iloc[0]
+    assert "finished" in row["status"] and row["test acc"] > 0
+
+    # With another usable model chosen in the sidebar, "Use as current model" switches back to this run.
+    shutil.copytree(env / "tiny-ui", env / "other")
+    at.run()
+    at.sidebar.selectbox(key="current_run").set_value("other").run()
+    assert at.session_state["current_run"] == "other" and not at.button(key="tr_use_current").disabled
+    at.button(key="tr_use_current").click().run()
+    assert at.session_state["current_run"] == "tiny-ui"
+    assert at.sidebar.selectbox(key="current_run").value == "tiny-ui"
+    assert at.button(key="tr_use_current").disabled  # it is the current model now
+
+
+def test_queue_and_stop(env):
+    at = open_train()
+    set_tiny(at, limit=8000, epochs=3, name="big")
+    at.button(key="tr_start").click().run()
+    set_tiny(at, limit=300, epochs=1, name="second")
+    at.button(key="tr_start").click().run()
+    assert "second" in heading(at)
+    # One training slot: the second run waits in line, with its place shown.
+    assert any("Queued: number" in i.value for i in at.info), [i.value for i in at.info]
+
+    # Stop the queued run: it leaves the queue without training.
+    at.button(key="tr_stop").click().run()
+    wait_for(at, lambda a: "stopped" in heading(a), 20, "the queued run to leave the queue")
+    assert runs.read_status(env / "second")["error"] == "cancelled before training started"
+
+    # Watch the big run, stop it once batches are going: it ends `stopped` with the model so far.
+    at.button(key="tr_close").click().run()
+    assert "big" in heading(at)  # reattached to the run still in progress
+    wait_for(at, lambda a: runs.read_progress(env / "big").get("batch", 0) >= 2, 60, "the big run to train")
+    at.button(key="tr_stop").click().run()
+    assert runs.stop_requested(env / "big")
+    wait_for(at, lambda a: heading(a).endswith("stopped") or "failed" in heading(a), 60, "the stop")
+    st_ = runs.read_status(env / "big")
+    assert st_["state"] == "stopped", st_
+    assert (env / "big" / "model.keras").exists() and len(runs.read_history(env / "big")) < 3
+    assert any("Stopped by request" in w.value for w in at.warning)
+    assert not at.exception
+
+
+def test_page_modules_do_not_import_tensorflow():
+    code = ("import sys; sys.path.insert(0, '.'); import ui.training, ui.state, mnist_core.plots, "
+            "mnist_core.architectures, mnist_core.runs; assert 'tensorflow' not in sys.modules, 'tf imported'")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
