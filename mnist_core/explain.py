@@ -84,7 +84,7 @@ def _build(model: Any, max_map_layers: int) -> _Explainer:
     outputs = [penult if penult is not None else model.outputs[0]]
     if last_conv is not None:
         outputs.append(last_conv.output)
-    trunk = keras.Model(model.inputs, outputs)
+    trunk = keras.Model(model.inputs[0], outputs)
 
     def logits_and_conv(x):
         outs = trunk(x, training=False)
@@ -128,7 +128,7 @@ def _build(model: Any, max_map_layers: int) -> _Explainer:
     if chosen:
         shown = [_shown_layer(model, c) for c in chosen]
         map_layers = [(c.name, s.name) for c, s in zip(chosen, shown, strict=True)]
-        maps_model = keras.Model(model.inputs, [s.output for s in shown])
+        maps_model = keras.Model(model.inputs[0], [s.output for s in shown])
         maps_fn = tf.function(lambda x: maps_model(x, training=False),
                               input_signature=[tf.TensorSpec([1, 28, 28, 1], tf.float32)])
 
