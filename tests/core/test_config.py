@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -104,7 +105,7 @@ def test_valid_presets_and_overrides():
 
 def test_frozen():
     cfg = TrainConfig()
-    with pytest.raises(Exception):  # dataclasses.FrozenInstanceError
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.epochs = 3  # type: ignore[misc]
 
 
