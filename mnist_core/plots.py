@@ -150,9 +150,10 @@ def confidence_histogram(confidence: np.ndarray, correct: np.ndarray, bins: int 
             histnorm="percent", xbins=dict(start=0.0, end=1.0 + 1e-9, size=1.0 / bins),
             hovertemplate=f"{name}: %{{y:.1f}}% in confidence %{{x}}<extra></extra>"))
     fig.update_layout(barmode="overlay")
-    fig.update_xaxes(title_text="confidence (top probability)", range=[0, 1.0], tickformat=".0%")
+    fig.update_xaxes(title_text="confidence (top probability)", range=[0, 1.02], tickformat=".0%")
     fig.update_yaxes(title_text="% of the group")
-    return _layout(fig, height=340, title="Confidence on right vs wrong answers")
+    fig = _layout(fig, height=360, title="Confidence on right vs wrong answers")
+    return fig.update_layout(margin=dict(t=80), title=dict(y=0.97))  # room for the legend under the title
 
 
 def reliability_diagram(mean_confidence: np.ndarray, fraction_correct: np.ndarray,
@@ -168,7 +169,8 @@ def reliability_diagram(mean_confidence: np.ndarray, fraction_correct: np.ndarra
     fig.update_xaxes(title_text="mean confidence in bin", range=[0, 1.02], tickformat=".0%")
     fig.update_yaxes(title_text="fraction right", range=[0, 1.02], tickformat=".0%")
     title = "Reliability (calibration)" + (f" — ECE {ece:.2%}" if ece is not None else "")
-    return _layout(fig, height=340, title=title)
+    fig = _layout(fig, height=360, title=title)
+    return fig.update_layout(margin=dict(t=80), title=dict(y=0.97))  # room for the legend under the title
 
 
 # --- Draw page: what the model sees, and why (issue 6) -------------------------------------------

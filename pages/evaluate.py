@@ -180,7 +180,7 @@ with m_right:
             a.markdown(f"**{pt} → {pp}**  \n{count} image{'s' if count > 1 else ''}")
             a.button("Open", key=f"ev_pair_{i}", on_click=_set_cell, args=(pt, pp),
                      help=f"Show every {pt} predicted as {pp} in the gallery above")
-            ex = res.cell(pt, pp)[:6]
+            ex = res.cell(pt, pp)[:5]
             b.image(ev.tiles(ds.x_test[ex], 2), width=56, caption=[f"{res.proba[j, pp]:.0%}" for j in ex])
 
 # --- confidence and calibration ---------------------------------------------------------------------
