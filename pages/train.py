@@ -38,7 +38,10 @@ LABELS = {  # core field names -> the form's labels, for error messages
     "patience": "Patience", "augment": "Augmentation", "rotation_deg": "Rotation", "shift_frac": "Shift",
     "zoom_frac": "Zoom", "limit": "Training subset", "seed": "Seed",
 }
-STATE_ICONS = {"queued": "⏳", "running": "🏃", "finished": "✅", "stopped": "⏹️", "failed": "❌"}
+# Material icons (emoji need a font the server's browser may not have) and colours per run state.
+STATE_BADGES = {"queued": ":gray[:material/hourglass_top: queued]", "running": ":blue[:material/sync: running]",
+                "finished": ":green[:material/check_circle: finished]",
+                "stopped": ":orange[:material/stop_circle: stopped]", "failed": ":red[:material/error: failed]"}
 
 
 # --- the form's state -----------------------------------------------------------------------------
@@ -188,7 +191,7 @@ def _draw_result(view: training.RunView) -> None:
         c[1].metric("Test loss", f"{m['test_loss']:.4f}")
         c[2].metric("Training time", training.fmt_seconds(m.get("train_seconds")))
         c[3].metric("Images / s", f"{m.get('images_per_s', 0):,.0f}")
-        c[4].metric("Mistakes", f"{m.get('mistakes', 0):,} of {m.get('n_test', 0):,}")
+        c[4].metric(f"Mistakes (of {m.get('n_test', 0):,})", f"{m.get('mistakes', 0):,}")
     model_path = view.run_dir / "model.keras"
     if model_path.exists() and view.state in ("finished", "stopped"):
         b = st.columns([1, 1, 3])
@@ -211,8 +214,6 @@ def _live_panel(name: str) -> None:
     launching = not (run_dir / "status.json").exists()
     active_now = launching or training.read_view(run_dir).active
 
-    # Polls only while something is in progress; a finished run is drawn once, statically.
-    @st.fragment(run_every=1.5 if active_now else None)
     def panel() -> None:
         if not (run_dir / "status.json").exists():
             code = training.launch_failed(name)
@@ -226,7 +227,7 @@ def _live_panel(name: str) -> None:
             return
         view = training.read_view(run_dir)
         head, stop = st.columns([5, 1])
-        head.markdown(f"#### {STATE_ICONS.get(view.state, '')} {name} · {view.state}")
+        head.markdown(f"#### {name} · {STATE_BADGES.get(view.state, view.state)}")
         if view.problem:
             st.warning(view.problem)
         pts = _points_for(name)
@@ -252,14 +253,22 @@ def _live_panel(name: str) -> None:
                         help="Stop showing this run here (it stays in the runs table).")
             _draw_result(view)
         if view.history or pts.points:
-            st.plotly_chart(plots.training_curves(view.history, pts.points), key="tr_live_chart")
+            fig = plots.training_curves(view.history, pts.points)
+            fig.update_layout(margin=dict(t=70), legend=dict(y=1.12))  # keep the legend off the subplot titles
+            st.plotly_chart(fig, key="tr_live_chart")
         elif view.state == "running":
             st.caption("The curves appear as the first batches are done.")
         if active_now and not view.active:
             st.rerun()  # the run just ended: redraw the whole page (static result, runs table, sidebar)
 
     with st.container(border=True):
-        panel()
+        if active_now:
+            # Polls (re-reads the folder) only while something is in progress.
+            st.fragment(panel, run_every=1.5)()
+        else:
+            # A finished run is drawn once, outside any fragment, so its buttons rerun the whole app
+            # ("Use as current model" must redraw the sidebar).
+            panel()
 
 
 def _other_active(infos: list[runs.RunInfo], watching: str | None) -> None:
@@ -275,7 +284,7 @@ def _other_active(infos: list[runs.RunInfo], watching: str | None) -> None:
 # --- runs table, comparison, deletion -----------------------------------------------------------
 def _runs_table(infos: list[runs.RunInfo]) -> None:
     rows = [{
-        "name": r.name, "status": f"{STATE_ICONS.get(r.state, '')} {r.state}", "preset": r.preset,
+        "name": r.name, "status": r.state, "preset": r.preset,
         "params": r.params, "epochs": f"{r.epochs_done}/{r.epochs}" if r.epochs else "–",
         "val acc": r.val_accuracy * 100 if r.val_accuracy is not None else None,
         "test acc": r.test_accuracy * 100 if r.test_accuracy is not None else None,
@@ -369,27 +378,28 @@ with st.container(border=True):
         c[1].number_input("Batch size", 1, 8192, step=16, key="tr_batch")
         c[2].selectbox("Optimizer", OPTIMIZERS, key="tr_opt")
         c[3].number_input("Learning rate", 0.0, 10.0, step=1e-4, format="%.5f", key="tr_lr")
-        c = st.columns(4)
+        c = st.columns(3)
         c[0].selectbox("Schedule", SCHEDULES, key="tr_sched",
                        help="constant; cosine decay; step (halve at 50 % and 75 %); one-cycle (warm-up, decay)")
         c[1].slider("Validation split", 0.0, 0.5, step=0.05, key="tr_val",
                     help="Fraction of the training images held out to measure validation accuracy.")
         c[2].number_input("Seed", 0, 2**31 - 1, step=1, key="tr_seed")
-        c[3].checkbox("Early stopping", key="tr_es", help="Stop when validation loss stops improving.")
-        if ss["tr_es"]:
-            c[3].number_input("Patience (epochs)", 1, 100, step=1, key="tr_patience")
-        c = st.columns([1, 1, 1, 1])
-        c[0].checkbox("Augmentation", key="tr_aug", help="Random rotation, shift and zoom of training images.")
-        c[1].slider("Rotation (°)", 0.0, 45.0, step=1.0, key="tr_rot", disabled=not ss["tr_aug"])
-        c[2].slider("Shift", 0.0, 0.3, step=0.01, key="tr_shift", disabled=not ss["tr_aug"])
-        c[3].slider("Zoom", 0.0, 0.3, step=0.01, key="tr_zoom", disabled=not ss["tr_aug"])
-        c = st.columns([1, 1, 2], vertical_alignment="bottom")
-        c[0].checkbox("Train on a subset", key="tr_use_limit",
-                      help="Use only this many training images (before the validation split).")
-        c[1].number_input("Subset size (images)", 1, 100_000, step=500, key="tr_limit",
-                          disabled=not ss["tr_use_limit"])
-        c[2].button(f"Classroom demo: {DEMO['limit']:,} images, {DEMO['epochs']} epoch", key="tr_demo",
-                    on_click=_on_demo, icon=":material/school:", help="A run that takes well under a minute.")
+        # Each option next to the settings it enables; those stay visible (disabled) so the layout is stable.
+        es, aug, sub = st.columns(3, border=True)
+        es.checkbox("Early stopping", key="tr_es", help="Stop when validation loss stops improving "
+                    "(needs a validation split) and keep the best epoch's weights.")
+        es.number_input("Patience (epochs)", 1, 100, step=1, key="tr_patience", disabled=not ss["tr_es"])
+        aug.checkbox("Augmentation", key="tr_aug", help="Random rotation, shift and zoom of training images.")
+        aug.slider("Rotation (°)", 0.0, 45.0, step=1.0, key="tr_rot", disabled=not ss["tr_aug"])
+        aug.slider("Shift (fraction)", 0.0, 0.3, step=0.01, key="tr_shift", disabled=not ss["tr_aug"])
+        aug.slider("Zoom (fraction)", 0.0, 0.3, step=0.01, key="tr_zoom", disabled=not ss["tr_aug"])
+        sub.checkbox("Train on a subset", key="tr_use_limit",
+                     help="Use only this many training images (before the validation split).")
+        sub.number_input("Subset size (images)", 1, 100_000, step=500, key="tr_limit",
+                         disabled=not ss["tr_use_limit"])
+        sub.button(f"Classroom demo: {DEMO['limit']:,} images, {DEMO['epochs']} epoch", key="tr_demo",
+                   on_click=_on_demo, icon=":material/school:", width="stretch",
+                   help="Sets a subset and one epoch: a run that takes well under a minute.")
     with right:
         custom = ss["tr_preset"] == "custom"
         st.markdown("**Architecture**" + ("" if custom else " (choose the *custom* preset to edit)"))
@@ -402,7 +412,7 @@ with st.container(border=True):
         if n_blocks:
             fc = st.columns(4)
             for i in range(n_blocks):
-                fc[i].number_input(f"Filters, block {i + 1}", 1, 512, step=8, key=f"tr_f{i}", disabled=not custom)
+                fc[i].number_input(f"Filters {i + 1}", 1, 512, step=8, key=f"tr_f{i}", disabled=not custom)
         c = st.columns(2)
         c[0].slider("Dropout", 0.0, 0.95, step=0.05, key="tr_dropout", disabled=not custom)
         c[1].checkbox("Batch norm", key="tr_bn", disabled=not custom)
@@ -424,7 +434,7 @@ with st.container(border=True):
                 table = pd.DataFrame([{"layer": r["layer"], "kind": r["kind"],
                                        "output": "×".join(str(d) for d in r["output_shape"]),
                                        "params": r["params"]} for r in rows])
-                st.dataframe(table, key="tr_layers", hide_index=True, height=240, width="stretch",
+                st.dataframe(table, key="tr_layers", hide_index=True, height=280, width="stretch",
                              column_config={"params": st.column_config.NumberColumn(format="localized")})
             except ValueError as e:
                 st.error(f"Architecture: {e}")
