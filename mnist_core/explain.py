@@ -1,7 +1,8 @@
 """Why did the model decide that? Saliency, Grad-CAM and feature maps for one 28x28 input.
 
-- `saliency`: |d score / d input|, the classic "vanilla gradient" map (Simonyan et al. 2014): which
-  input pixels, nudged, would change the class score most. The score is the class *logit* (the
+- `saliency`: |d score / d input|, the "vanilla gradient" map (Simonyan et al. 2014): which input
+  pixels, nudged, would change the class score most; averaged over a few noisy copies of the input
+  (SmoothGrad, Smilkov et al. 2017) so that it shows strokes rather than pixel noise. The score is the class *logit* (the
   output layer's pre-softmax value) when the model ends in a softmax Dense layer, as every preset
   does: the gradient of the softmax probability itself vanishes once the model is sure (p ~ 1).
 - `grad_cam`: Grad-CAM (Selvaraju et al. 2017) on the last conv layer, upsampled to 28x28: which
@@ -37,6 +38,9 @@ class _Explainer:
     map_layers: list[tuple[str, str]]  # (conv layer name, shown-after layer name)
     last_conv: str | None
 
+
+SMOOTH_SAMPLES = 16
+SMOOTH_SIGMA = 0.15  # noise std in input units ([0, 1] pixels): SmoothGrad's recommended 10-20% of the range
 
 _EXPLAINERS: dict[tuple[int, int], _Explainer] = {}
 _MAX_CACHED = 8  # models kept traced; older ones are dropped so replaced models can be freed
@@ -97,18 +101,25 @@ def _build(model: Any, max_map_layers: int) -> _Explainer:
         return logits, (outs[1] if len(outs) > 1 else None)
 
     spec = [tf.TensorSpec([1, 28, 28, 1], tf.float32), tf.TensorSpec([], tf.int32)]
+    # logits_and_conv also sees batches of SMOOTH_SAMPLES noisy copies (below)
 
     def pick(logits, cls):  # cls < 0 means "the predicted class"
         return tf.where(cls < 0, tf.argmax(logits[0], output_type=tf.int32), cls)
 
-    @tf.function(input_signature=spec)
-    def saliency_fn(x, cls):
+    @tf.function(input_signature=spec + [tf.TensorSpec([], tf.float32)])
+    def saliency_fn(x, cls, sigma):
+        logits, _ = logits_and_conv(x)
+        cls = pick(logits, cls)
+        # SmoothGrad: the mean |gradient| over copies of the input with Gaussian noise (a fixed seed, so
+        # one drawing always gives one map). sigma = 0 gives the plain gradient.
+        noise = tf.random.stateless_normal([SMOOTH_SAMPLES, 28, 28, 1], seed=[6, 28], dtype=tf.float32)
+        xs = tf.repeat(x, SMOOTH_SAMPLES, axis=0) + sigma * noise
         with tf.GradientTape() as tape:
-            tape.watch(x)
-            logits, _ = logits_and_conv(x)
-            cls = pick(logits, cls)
-            score = tf.gather(logits[0], cls)
-        return tf.abs(tape.gradient(score, x))[0, :, :, 0], cls
+            tape.watch(xs)
+            noisy_logits, _ = logits_and_conv(xs)
+            score = tf.reduce_sum(tf.gather(noisy_logits, cls, axis=1))
+        grads = tf.abs(tape.gradient(score, xs))
+        return tf.reduce_mean(grads, axis=0)[:, :, 0], cls
 
     cam_fn = None
     if last_conv is not None:
@@ -161,13 +172,16 @@ def _normalise(a: np.ndarray) -> np.ndarray:
     return a / peak if peak > 0 else a
 
 
-def saliency(model: Any, image28: np.ndarray, cls: int | None = None) -> tuple[np.ndarray, int]:
+def saliency(model: Any, image28: np.ndarray, cls: int | None = None,
+             smooth: float = SMOOTH_SIGMA) -> tuple[np.ndarray, int]:
     """(|gradient of the class logit w.r.t. each input pixel| scaled to [0, 1] (28, 28), the class).
-    `cls` defaults to the predicted class."""
+    `cls` defaults to the predicted class. `smooth` is SmoothGrad's noise level (0: the plain gradient,
+    which on a real CNN is speckled with pixel-level noise)."""
     import tensorflow as tf
 
     ex = explainer(model)
-    grad, used = ex.saliency_fn(tf.constant(_as_input(image28)), tf.constant(-1 if cls is None else int(cls)))
+    grad, used = ex.saliency_fn(tf.constant(_as_input(image28)), tf.constant(-1 if cls is None else int(cls)),
+                                tf.constant(float(smooth)))
     return _normalise(grad.numpy()), int(used)
 
 

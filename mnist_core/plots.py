@@ -246,10 +246,13 @@ def feature_map_grid(maps: np.ndarray, title: str = "", max_maps: int = 32, cols
         fig.add_trace(go.Heatmap(z=maps[..., ch], colorscale="Viridis", showscale=False,
                                  hovertemplate=f"channel {ch}<br>row %{{y}}, col %{{x}}: %{{z:.3f}}<extra></extra>"),
                       row=r + 1, col=c + 1)
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain")
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed",
+                     constrain="domain")
+    for k in range(len(order)):  # square pixels in every cell
+        fig.layout[f"yaxis{k + 1 if k else ''}"].scaleanchor = f"x{k + 1 if k else ''}"
     fig.update_annotations(font_size=10)
-    fig = _layout(fig, height=40 + rows * 95, showlegend=False, title=title or None)
+    fig = _layout(fig, height=40 + rows * 125, showlegend=False, title=title or None)
     fig.update_layout(margin=dict(l=5, r=5, t=50 if title else 25, b=5))
     return fig
 
@@ -290,7 +293,8 @@ def dataset_grid(images: np.ndarray, indices: Sequence[int], labels: Sequence[in
     labels = [int(v) for v in labels]
     if show_labels:
         fig.add_trace(go.Scatter(x=cx - w / 2 + 4, y=cy - h / 2 + 5, mode="text", text=[str(v) for v in labels],
-                                 textfont=dict(color="#ffd60a", size=12), hoverinfo="skip", showlegend=False))
+                                 textfont=dict(color="#ffd60a", size=12), hoverinfo="skip", showlegend=False,
+                                 unselected=dict(textfont=dict(color="#ffd60a"))))  # not dimmed on a click
     # Marker size is in screen pixels: estimate one tile's on-screen size from the figure height.
     tile_px = max(8.0, (height - 20) / mosaic.shape[0] * h * 0.92)
     fig.add_trace(go.Scatter(

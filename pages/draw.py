@@ -8,7 +8,8 @@ from mnist_core.inference import ModelError, predict_one
 from mnist_core.preprocess import MAX_UPLOAD_BYTES, ImageError, load_image, preprocess
 from ui import draw_view, loaders, state
 
-PAGES = st.session_state["_pages"]
+state.ensure_router()
+PAGES = st.session_state.get("_pages", {})
 METHODS = {"MNIST-style": "mnist", "Naive resize": "naive"}
 STEP_TITLES = {"ink": "your digit (ink)", "cropped": "cropped to the ink", "fitted 20x20": "fitted in 20×20",
                "centred 28x28": "centred in 28×28 (model input)", "resized 28x28": "squashed to 28×28 (model input)"}
@@ -20,7 +21,8 @@ st.caption("Draw a digit and the current model reads it as you go; below, see wh
 run_name = state.current_run_name()
 if run_name is None:
     st.warning("No trained model is available yet: train one first, then come back to draw.")
-    st.page_link(PAGES["train"], label="Go to Train", icon=PAGES["train"].icon)
+    if "train" in PAGES:
+        st.page_link(PAGES["train"], label="Go to Train", icon=PAGES["train"].icon)
     st.stop()
 info = next(r for r in state.usable_runs() if r.name == run_name)
 try:
@@ -116,7 +118,8 @@ if cam is not None:
     maps[f"Grad-CAM ({last_conv}) for {cls}"] = cam
 st.plotly_chart(plots.explanation_maps(pre.image, maps), key="draw_why", config={"displayModeBar": False})
 st.caption(f"**Saliency**: how strongly each input pixel, changed a little, would change the score of "
-           f"**{cls}** (the gradient of that class's logit). "
+           f"**{cls}** (the gradient of that class's logit, averaged over 16 slightly noisy copies of the "
+           "input — SmoothGrad — so it shows strokes rather than pixel noise). "
            + ("**Grad-CAM**: which regions of the last conv layer's features pushed towards that class, "
               "upsampled to 28×28 — coarser, but less noisy." if cam is not None else
               "Grad-CAM needs a conv layer, and this model has none."))

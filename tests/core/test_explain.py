@@ -61,7 +61,7 @@ def test_saliency_is_the_gradient_of_the_logit(classic, digit):
         return float((tf.matmul(head(img.reshape(1, 28, 28, 1), training=False), w) + b)[0, cls])
 
     ex = explain.explainer(classic)
-    raw, _ = ex.saliency_fn(tf.constant(digit.reshape(1, 28, 28, 1)), tf.constant(cls))
+    raw, _ = ex.saliency_fn(tf.constant(digit.reshape(1, 28, 28, 1)), tf.constant(cls), tf.constant(0.0))
     raw = raw.numpy()
     r, c = np.unravel_index(np.argmax(raw), raw.shape)
     eps = 2e-3  # small enough to stay clear of most ReLU kinks, large enough for float32
@@ -70,6 +70,14 @@ def test_saliency_is_the_gradient_of_the_logit(classic, digit):
     down[r, c] -= eps
     fd = (logit(up) - logit(down)) / (2 * eps)
     assert abs(fd) == pytest.approx(raw[r, c], rel=0.25, abs=1e-3)
+
+
+def test_smoothgrad_is_deterministic_and_differs_from_plain(classic, digit):
+    a, _ = explain.saliency(classic, digit)
+    b, _ = explain.saliency(classic, digit)
+    np.testing.assert_array_equal(a, b)  # fixed noise seed: one drawing, one map
+    plain, _ = explain.saliency(classic, digit, smooth=0.0)
+    assert plain.shape == (28, 28) and not np.allclose(a, plain)
 
 
 def test_blank_input_gives_finite_maps(classic):
