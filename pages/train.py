@@ -286,17 +286,24 @@ def _runs_table(infos: list[runs.RunInfo]) -> None:
     rows = [{
         "name": r.name, "status": r.state, "preset": r.preset,
         "params": r.params, "epochs": f"{r.epochs_done}/{r.epochs}" if r.epochs else "–",
-        "val acc": r.val_accuracy * 100 if r.val_accuracy is not None else None,
-        "test acc": r.test_accuracy * 100 if r.test_accuracy is not None else None,
+        "val acc": f"{r.val_accuracy:.2%}" if r.val_accuracy is not None else "–",
+        "test acc": f"{r.test_accuracy:.2%}" if r.test_accuracy is not None else "–",
         "training time": training.fmt_seconds(r.train_seconds) if r.train_seconds is not None else "",
         "date": dt.datetime.fromtimestamp(r.created),
     } for r in infos]
     st.dataframe(pd.DataFrame(rows), key="tr_runs_table", hide_index=True, width="stretch", column_config={
         "params": st.column_config.NumberColumn("parameters", format="localized"),
-        "val acc": st.column_config.NumberColumn("final val acc", format="%.2f%%"),
-        "test acc": st.column_config.NumberColumn("test acc", format="%.2f%%"),
+        "val acc": st.column_config.TextColumn("final val acc"),
+        "test acc": st.column_config.TextColumn("test acc"),
         "date": st.column_config.DatetimeColumn("date", format="YYYY-MM-DD HH:mm"),
     })
+
+
+def _live_runs_table() -> None:
+    infos, _ = runs.list_runs()
+    _runs_table(infos)
+    if not training.active_runs(infos):
+        st.rerun()  # all done: one full rerun draws the static page (and stops this polling)
 
 
 def _compare(infos: list[runs.RunInfo]) -> None:
@@ -368,7 +375,7 @@ _other_active(infos, watching)
 
 st.subheader("New training run")
 with st.container(border=True):
-    left, right = st.columns([3, 2], gap="large")
+    left, right = st.columns([5, 3], gap="large")
     with left:
         st.selectbox("Preset", PRESETS, key="tr_preset", on_change=_on_preset,
                      format_func=lambda p: f"{p} — {architectures.PRESET_DESCRIPTIONS[p]}",
@@ -386,20 +393,23 @@ with st.container(border=True):
         c[2].number_input("Seed", 0, 2**31 - 1, step=1, key="tr_seed")
         # Each option next to the settings it enables; those stay visible (disabled) so the layout is stable.
         es, aug, sub = st.columns(3, border=True)
-        es.checkbox("Early stopping", key="tr_es", help="Stop when validation loss stops improving "
-                    "(needs a validation split) and keep the best epoch's weights.")
-        es.number_input("Patience (epochs)", 1, 100, step=1, key="tr_patience", disabled=not ss["tr_es"])
-        aug.checkbox("Augmentation", key="tr_aug", help="Random rotation, shift and zoom of training images.")
-        aug.slider("Rotation (°)", 0.0, 45.0, step=1.0, key="tr_rot", disabled=not ss["tr_aug"])
+        # (Help sits on the dependent fields: a help icon beside a checkbox truncates its label here.)
+        es.checkbox("Early stopping", key="tr_es")
+        es.number_input("Patience (epochs)", 1, 100, step=1, key="tr_patience", disabled=not ss["tr_es"],
+                        help="Early stopping ends training when validation loss has not improved for this "
+                             "many epochs (needs a validation split) and keeps the best epoch's weights.")
+        aug.checkbox("Augmentation", key="tr_aug")
+        aug.slider("Rotation (°)", 0.0, 45.0, step=1.0, key="tr_rot", disabled=not ss["tr_aug"],
+                   help="Augmentation randomly rotates, shifts and zooms each training image.")
         aug.slider("Shift (fraction)", 0.0, 0.3, step=0.01, key="tr_shift", disabled=not ss["tr_aug"])
         aug.slider("Zoom (fraction)", 0.0, 0.3, step=0.01, key="tr_zoom", disabled=not ss["tr_aug"])
-        sub.checkbox("Train on a subset", key="tr_use_limit",
-                     help="Use only this many training images (before the validation split).")
+        sub.checkbox("Use a subset", key="tr_use_limit")
         sub.number_input("Subset size (images)", 1, 100_000, step=500, key="tr_limit",
-                         disabled=not ss["tr_use_limit"])
-        sub.button(f"Classroom demo: {DEMO['limit']:,} images, {DEMO['epochs']} epoch", key="tr_demo",
-                   on_click=_on_demo, icon=":material/school:", width="stretch",
-                   help="Sets a subset and one epoch: a run that takes well under a minute.")
+                         disabled=not ss["tr_use_limit"],
+                         help="Train on only this many images (taken before the validation split).")
+        sub.button("Classroom demo", key="tr_demo", on_click=_on_demo, icon=":material/school:", width="stretch",
+                   help=f"A {DEMO['limit']:,}-image subset and {DEMO['epochs']} epoch: "
+                        "a run that takes well under a minute.")
     with right:
         custom = ss["tr_preset"] == "custom"
         st.markdown("**Architecture**" + ("" if custom else " (choose the *custom* preset to edit)"))
@@ -452,7 +462,11 @@ if broken:
     for n, problem in broken:
         st.warning(f"**{n}** cannot be read: {problem}")
 if infos:
-    _runs_table(infos)
+    if training.active_runs(infos):
+        # Statuses and epochs change while something trains: refresh the table (cheaply, every 3 s).
+        st.fragment(_live_runs_table, run_every=3)()
+    else:
+        _runs_table(infos)
     _compare(infos)
 else:
     st.info("No runs yet. Start one above.")
