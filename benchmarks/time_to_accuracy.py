@@ -44,7 +44,7 @@ def example_model() -> Any:
     ], name="keras_mnist_convnet")
 
 
-def test_timer(x_test: np.ndarray, y_test: np.ndarray) -> Any:
+def test_timer(x_test: np.ndarray, y_test: np.ndarray, label: str = "", log: Any = None) -> Any:
     """A callback that evaluates test accuracy at each epoch end and keeps a training clock that
     excludes those evaluations: `records` = [(epoch, train_seconds, test_accuracy)]."""
     import keras
@@ -62,6 +62,8 @@ def test_timer(x_test: np.ndarray, y_test: np.ndarray) -> Any:
             proba = self.model.predict(xt, batch_size=1000, verbose=0)
             acc = float((proba.argmax(1) == y_test).mean())
             self.records.append((epoch + 1, t - self.t0 - self.excluded, acc))
+            if log:
+                log(f"  {label:<7} epoch {epoch + 1:>2}: {self.records[-1][1]:7.1f}s  test acc {acc:.4f}")
             self.excluded += time.perf_counter() - t
 
     return TestTimer()
@@ -74,10 +76,8 @@ def run_example(ds: Any, epochs: int, log: Any = print) -> list[tuple[int, float
     x = ds.x_train.astype("float32")[..., None] / 255.0
     model = example_model()
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-    cb = test_timer(ds.x_test, ds.y_test)
+    cb = test_timer(ds.x_test, ds.y_test, "example", log)
     model.fit(x, ds.y_train, batch_size=128, epochs=epochs, validation_split=0.1, verbose=0, callbacks=[cb])
-    for e, s, a in cb.records:
-        log(f"  example epoch {e:>2}: {s:7.1f}s  test acc {a:.4f}")
     return cb.records
 
 
@@ -86,10 +86,8 @@ def run_fast(ds: Any, config: Any = None, log: Any = print) -> tuple[list[tuple[
     from mnist_core.training import train
 
     config = config or preset_config("fast")
-    cb = test_timer(ds.x_test, ds.y_test)
+    cb = test_timer(ds.x_test, ds.y_test, "fast", log)
     metrics = train(config, None, ds, extra_callbacks=[cb])
-    for e, s, a in cb.records:
-        log(f"  fast    epoch {e:>2}: {s:7.1f}s  test acc {a:.4f}")
     return cb.records, metrics
 
 

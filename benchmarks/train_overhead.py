@@ -86,7 +86,10 @@ def _run_app(cfg: Any, data: Path, runs_dir: Path, server: common.Server, page: 
     from mnist_core import runs
 
     run_dir = runs_dir / name
-    cmd = [sys.executable, "-m", "mnist_core", "train", "--config", cfg.to_json(), "--run-dir", str(run_dir),
+    # As ui/training.launch does: the config in a file, the run folder and data directory as arguments.
+    cfg_path = runs_dir.parent / f"{name}.config.json"
+    cfg_path.write_text(cfg.to_json())
+    cmd = [sys.executable, "-m", "mnist_core", "train", "--config", str(cfg_path), "--run-dir", str(run_dir),
            "--data-dir", str(data)]
     proc = subprocess.Popen(cmd, cwd=common.ROOT, env=common.env_for(runs_dir, data), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

@@ -79,13 +79,16 @@ def make_pipeline(x: np.ndarray, y: np.ndarray, config: TrainConfig, training: b
     import keras
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    # Shuffle and batch indices, then gather each batch from the in-memory arrays in one op: measured
+    # ~1.5x the images/s of shuffling and batching the image slices one by one (benchmarks/README.md).
+    xs, ys = tf.constant(x), tf.constant(y)
+    ds = tf.data.Dataset.range(len(x))
     if training:
         ds = ds.shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
     ds = ds.batch(config.batch_size)
 
-    def to_float(xb, yb):
-        return tf.cast(xb, tf.float32)[..., None] / 255.0, yb
+    def to_float(idx):
+        return tf.cast(tf.gather(xs, idx), tf.float32)[..., None] / 255.0, tf.gather(ys, idx)
 
     ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
     if training and config.augment:
