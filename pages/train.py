@@ -242,9 +242,9 @@ def _live_panel(name: str) -> None:
                 if q.position == 0:
                     st.info("Starting: loading TensorFlow and the data…")
                 else:
-                    st.info(f"Queued: number **{q.position}** in line ({q.running} of {q.slots} training "
-                            f"slot(s) busy). It starts by itself when a slot frees; closing the browser "
-                            f"does not cancel it.")
+                    st.info(f"Queued: number **{q.position}** in line. This server trains {q.slots} model(s) "
+                            "at a time (MNIST_MAX_TRAININGS); the run starts by itself when a slot frees, "
+                            "and closing the browser does not cancel it.")
             else:
                 pts.add(view.progress)
                 _draw_progress(view)
@@ -380,7 +380,7 @@ with st.container(border=True):
         st.selectbox("Preset", PRESETS, key="tr_preset", on_change=_on_preset,
                      format_func=lambda p: f"{p} — {architectures.PRESET_DESCRIPTIONS[p]}",
                      help="Picking a preset fills in its recommended settings.")
-        c = st.columns(4)
+        c = st.columns([1, 1, 1, 1.3])
         c[0].number_input("Epochs", 1, 500, step=1, key="tr_epochs")
         c[1].number_input("Batch size", 1, 8192, step=16, key="tr_batch")
         c[2].selectbox("Optimizer", OPTIMIZERS, key="tr_opt")
@@ -407,9 +407,6 @@ with st.container(border=True):
         sub.number_input("Subset size (images)", 1, 100_000, step=500, key="tr_limit",
                          disabled=not ss["tr_use_limit"],
                          help="Train on only this many images (taken before the validation split).")
-        sub.button("Classroom demo", key="tr_demo", on_click=_on_demo, icon=":material/school:", width="stretch",
-                   help=f"A {DEMO['limit']:,}-image subset and {DEMO['epochs']} epoch: "
-                        "a run that takes well under a minute.")
     with right:
         custom = ss["tr_preset"] == "custom"
         st.markdown("**Architecture**" + ("" if custom else " (choose the *custom* preset to edit)"))
@@ -449,10 +446,13 @@ with st.container(border=True):
             except ValueError as e:
                 st.error(f"Architecture: {e}")
 
-    c = st.columns([3, 1], vertical_alignment="bottom")
+    c = st.columns([3, 1, 1], vertical_alignment="bottom")
     c[0].text_input("Run name", key="tr_name", max_chars=runs.MAX_NAME,
                     help="Letters, digits, - and _. It names the run's folder.")
-    c[1].button("Start training", key="tr_start", type="primary", icon=":material/play_arrow:",
+    c[1].button("Classroom demo", key="tr_demo", on_click=_on_demo, icon=":material/school:", width="stretch",
+                help=f"Sets a {DEMO['limit']:,}-image subset and {DEMO['epochs']} epoch: a run that takes well "
+                     "under a minute.")
+    c[2].button("Start training", key="tr_start", type="primary", icon=":material/play_arrow:",
                 on_click=_on_start, disabled=cfg is None, width="stretch")
     if err:
         st.error(err)
