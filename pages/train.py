@@ -211,8 +211,12 @@ def _draw_result(view: training.RunView) -> None:
 
 def _live_panel(name: str) -> None:
     run_dir = runs.runs_root() / name
-    launching = not (run_dir / "status.json").exists()
-    active_now = launching or training.read_view(run_dir).active
+    def is_active() -> bool:
+        if not (run_dir / "status.json").exists():
+            return training.starting(name)  # launched, folder not created yet
+        return training.read_view(run_dir).active
+
+    active_now = is_active()
 
     def panel() -> None:
         if not (run_dir / "status.json").exists():
@@ -220,10 +224,14 @@ def _live_panel(name: str) -> None:
             if code is not None:
                 st.error(f"The trainer for **{name}** exited (code {code}) before it created its run folder.")
                 st.code(training.log_tail(name) or "(no output)", language=None)
+                st.button("Close", key="tr_close", on_click=_watch, args=(None,))
             elif training.starting(name):
                 st.info(f"Starting the trainer for **{name}**…")
             else:
                 st.warning(f"Run **{name}** no longer exists.")
+                st.button("Close", key="tr_close", on_click=_watch, args=(None,))
+            if active_now and not is_active():
+                st.rerun()
             return
         view = training.read_view(run_dir)
         head, stop = st.columns([5, 1])

@@ -184,3 +184,16 @@ def test_page_modules_do_not_import_tensorflow():
     code = ("import sys; sys.path.insert(0, '.'); import ui.training, ui.state, mnist_core.plots, "
             "mnist_core.architectures, mnist_core.runs; assert 'tensorflow' not in sys.modules, 'tf imported'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+def test_killed_trainer_is_reported_failed(env):
+    at = open_train()
+    set_tiny(at, name="doomed")
+    at.button(key="tr_start").click().run()
+    proc = training._PROCS["doomed"]
+    proc.kill()  # a crash (or OOM kill) of the trainer process
+    proc.wait(timeout=10)
+    wait_for(at, lambda a: "failed" in heading(a), 10, "the failure to show")
+    errors = [e.value for e in at.error]
+    assert any("the trainer process ended without finishing" in e for e in errors), errors
+    assert not at.exception
