@@ -35,7 +35,11 @@ def canvas_origin(page) -> tuple[float, float]:
 
 def predicted(page) -> int:
     """Wait for the script run the stroke triggered, then read the big predicted digit."""
-    page.locator("[data-digit]").wait_for(timeout=60_000)
+    try:
+        page.locator("[data-digit]").wait_for(timeout=60_000)
+    except Exception:
+        screenshot(page, "draw-failed")
+        raise
     wait_idle(page)
     return int(page.locator("[data-digit]").get_attribute("data-digit"))
 
@@ -53,13 +57,14 @@ def test_draw_one_then_zero(page, app_server):
     assert predicted(page) == 1
     no_exception(page)
 
-    # Clear gives a new, empty canvas and the prompt again.
+    # Clear gives a new, empty canvas (a new widget key, so a new element) and the prompt again.
+    page.locator(CANVAS).evaluate("el => el.setAttribute('data-old', '1')")
     page.get_by_role("button", name="Clear").click()
     page.get_by_text("Draw a digit in the black box").wait_for(timeout=30_000)
     wait_idle(page)
     assert page.locator("[data-digit]").count() == 0
-    page.locator(CANVAS).wait_for()
-    page.wait_for_timeout(500)  # the new canvas element mounts after the run ends
+    page.locator(CANVAS + ":not([data-old])").wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)  # let fabric.js attach its mouse handlers to the new canvas
 
     # A "0": one closed loop, taller than wide.
     x0, y0 = canvas_origin(page)
