@@ -320,8 +320,6 @@ def class_distribution(labels_by_split: dict[str, np.ndarray], percent: bool = T
         y = share if percent else counts
         fig.add_trace(go.Bar(x=DIGITS, y=y, name=f"{name} ({counts.sum():,})", marker_color=colors[i % 3],
                              customdata=np.column_stack([counts, share]),
-                             text=[f"{v:.1f}%" if percent else f"{c:,}" for v, c in zip(share, counts, strict=True)],
-                             textposition="outside", textfont=dict(size=10),
                              hovertemplate=f"{name}, digit %{{x}}: %{{customdata[0]:,}} images "
                                            "(%{customdata[1]:.1f}%)<extra></extra>"))
     if percent:
@@ -384,7 +382,12 @@ def embedding_scatter(coords: np.ndarray, labels: Sequence[int], indices: Sequen
             hovertemplate="image #%{customdata[0]}, label %{customdata[1]}<extra></extra>"))
         mx, my = np.median(coords[m], axis=0)
         fig.add_annotation(x=mx, y=my, text=f"<b>{d}</b>", showarrow=False, font=dict(size=18, color="black"),
-                           bgcolor="rgba(255,255,255,0.75)", bordercolor=DATASET_DIGIT_COLORS[d], borderwidth=2)
+                           bgcolor="rgba(255,255,255,0.75)", bordercolor=DATASET_DIGIT_COLORS[d], borderwidth=2,
+                           borderpad=3)
     fig.update_xaxes(title_text=axis_titles[0], zeroline=False, showticklabels=False)
     fig.update_yaxes(title_text=axis_titles[1], zeroline=False, showticklabels=False)
-    return _layout(fig, height=height, title=title or None, legend_title_text="digit", hovermode="closest")
+    fig = _layout(fig, height=height, title=title or None, hovermode="closest")
+    # A vertical legend on the right: across the top it would cover the title.
+    fig.update_layout(legend=dict(orientation="v", x=1.0, xanchor="left", y=1, yanchor="top", title_text="digit"),
+                      margin=dict(r=60))
+    return fig

@@ -73,28 +73,30 @@ def _new_sample() -> None:
 
 
 def _pick_tile() -> None:
-    points = st.session_state["ds_grid"]["selection"]["points"]
-    if points:
-        st.session_state["ds_index"] = int(points[0]["customdata"][0])
+    picked = dv.selected_indices("ds_grid")
+    if picked:
+        st.session_state["ds_index"] = picked[0]
 
 
 # Keys that callbacks write get their defaults here, not as widget arguments (Streamlit warns on both).
 for _k, _v in (("ds_split", "train"), ("ds_seed", 0), ("ds_page", 1), ("ds_emb_split", "train")):
     st.session_state.setdefault(_k, _v)
 
-ctl = st.columns([1.3, 3.2, 1.1, 1.1, 1.0])
+ctl = st.columns([1.2, 4, 1.2])
 split = ctl[0].segmented_control("Split", list(SPLIT_NAMES), key="ds_split", required=True,
                                  format_func=lambda s: SPLIT_NAMES[s].capitalize(), on_change=_reset_browse)
-digits = ctl[1].pills("Digits (none = all)", list(range(10)), selection_mode="multi", key="ds_digits",
+digits = ctl[1].pills("Digits (none selected = all)", list(range(10)), selection_mode="multi", key="ds_digits",
                       on_change=_reset_browse)
 grid_n = ctl[2].selectbox("Grid", list(GRID_SIZES), index=1, format_func=GRID_SIZES.get, key="ds_grid_n",
                           on_change=_reset_browse)
-shuffled = ctl[3].toggle("Shuffle", value=True, key="ds_shuffle", on_change=_reset_browse,
+ctl = st.columns([1, 1.2, 1.3, 1.5, 3], vertical_alignment="bottom")
+shuffled = ctl[0].toggle("Shuffle", value=True, key="ds_shuffle", on_change=_reset_browse,
                          help="Off: the images in file order.")
-seed = ctl[3].number_input("Seed", min_value=0, step=1, key="ds_seed", disabled=not shuffled,
+seed = ctl[1].number_input("Seed", min_value=0, step=1, key="ds_seed", disabled=not shuffled,
                            on_change=_reset_browse)
-ctl[4].button("New sample", key="ds_new", on_click=_new_sample, icon=":material/shuffle:",
+ctl[2].button("New sample", key="ds_new", on_click=_new_sample, icon=":material/shuffle:",
               disabled=not shuffled, help="Draw another random grid (seed + 1).")
+page_slot, labels_slot = ctl[3], ctl[4]
 
 x_split, y_split = dv.split_arrays(split)
 digits_t = tuple(sorted(int(d) for d in digits or ()))
@@ -104,17 +106,17 @@ n_pages = max(1, -(-len(order) // per_page))
 if st.session_state.get("ds_page", 1) > n_pages:
     st.session_state["ds_page"] = n_pages
 
-left, right = st.columns([3, 2], gap="large")
+page_no = page_slot.number_input(f"Page (of {n_pages:,})", min_value=1, max_value=n_pages, step=1, key="ds_page")
+show_labels = labels_slot.toggle("Show each image's label", value=True, key="ds_show_labels")
+
+left, right = st.columns([5, 4], gap="large")
 with left:
-    page_no = st.number_input(f"Page (of {n_pages:,})", min_value=1, max_value=n_pages, step=1,
-                              key="ds_page")
     shown = order[(page_no - 1) * per_page: page_no * per_page]
     which = "all digits" if not digits_t else "digit" + ("s " if len(digits_t) > 1 else " ") + \
         ", ".join(map(str, digits_t))
     if len(shown) == 0:
         st.warning(f"There are no images of {which} in the {SPLIT_NAMES[split]} set.")
     else:
-        show_labels = st.toggle("Show each image's label", value=True, key="ds_show_labels")
         fig = plots.dataset_grid(x_split[shown], shown, y_split[shown], cols=grid_n, show_labels=show_labels)
         st.plotly_chart(fig, key="ds_grid", on_select=_pick_tile, selection_mode="points",
                         config={"displayModeBar": False})
@@ -136,7 +138,7 @@ with right:
     show_values = st.toggle("Write the pixel values in", value=True, key="ds_values")
     img = x_split[idx]
     st.plotly_chart(plots.image(img, title=f"Image #{idx:,}: label {y_split[idx]}", show_values=show_values,
-                                height=520), key="ds_big")
+                                height=480), key="ds_big")
     ink = img > 0
     st.caption(f"What the network receives: {img.size} numbers. {ink.sum()} of them ({ink.mean():.0%}) are "
                f"ink (> 0); the brightest is {img.max()}. The label {y_split[idx]} is the answer it must learn.")
@@ -183,8 +185,7 @@ st.markdown(
 
 
 def _pick_points(chart_key: str) -> None:
-    points = st.session_state[chart_key]["selection"]["points"]
-    st.session_state["ds_emb_pick"] = [int(p["customdata"][0]) for p in points if "customdata" in p]
+    st.session_state["ds_emb_pick"] = dv.selected_indices(chart_key)
 
 
 def _enlarge(index: int) -> None:

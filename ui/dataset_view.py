@@ -25,6 +25,20 @@ def split_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
     return (ds.x_train, ds.y_train) if split == "train" else (ds.x_test, ds.y_test)
 
 
+def selected_indices(chart_key: str) -> list[int]:
+    """Dataset indices of the points selected in a plotly chart (key `chart_key`) whose customdata rows
+    start with the index. The browser sends a row of a numpy customdata array as {"0": .., "1": ..}
+    (plotly ships numpy arrays as typed arrays) and a row of a plain list as a list."""
+    event = st.session_state.get(chart_key) or {}
+    out = []
+    for p in event.get("selection", {}).get("points", []):
+        cd = p.get("customdata")
+        first = cd.get("0") if isinstance(cd, dict) else cd[0] if isinstance(cd, list | tuple) else cd
+        if first is not None:
+            out.append(int(first))
+    return out
+
+
 @st.cache_data(max_entries=4, show_spinner=False)
 def class_counts(source_key: str) -> dict[str, np.ndarray]:
     ds = loaders.dataset()
