@@ -118,7 +118,7 @@ PRESET_DEFAULTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
             dict(epochs=10, batch_size=128, learning_rate=1e-3)),
     "fast": (dict(conv_blocks=3, filters=(32, 64, 128), kernel_size=3, batch_norm=True, dropout=0.3,
                   dense_units=128),
-             dict(epochs=8, batch_size=128, learning_rate=3e-3, lr_schedule="onecycle", augment=True,
+             dict(epochs=8, batch_size=128, learning_rate=2e-3, lr_schedule="cosine", augment=True,
                   rotation_deg=8.0, shift_frac=0.08, zoom_frac=0.08)),
     "custom": (dict(conv_blocks=2, filters=(32, 64), kernel_size=3, batch_norm=True, dropout=0.3,
                     dense_units=128), dict(epochs=5, batch_size=64, learning_rate=1e-3)),
@@ -128,7 +128,7 @@ PRESET_DESCRIPTIONS = {
     "classic": "The seed CNN: 3 conv layers (32-64-64), Dense 64, Dropout 0.5.",
     "batchnorm": "4 conv stages with ReLU, Dropout and BatchNorm, then Dense 32.",
     "mlp": "No convolutions: a dense baseline (256-128).",
-    "fast": "Lean CNN (32-64-128, BatchNorm on the later layers), one-cycle learning rate, augmentation: "
+    "fast": "Lean CNN (32-64-128, BatchNorm on the later layers), cosine learning rate, augmentation: "
             "high accuracy in few epochs.",
     "custom": "Your own: conv blocks, filters, kernel, batch-norm, dropout, dense units.",
 }

@@ -228,7 +228,9 @@ def train(config: TrainConfig, run_dir: Path | None, dataset: Dataset, *,
         if run_dir is not None:
             runs.save_model_atomic(model, run_dir)
         t1 = time.perf_counter()
-        proba = predict_proba(model, dataset.x_test)
+        # Batches of 250, not 1000: the first conv's activations for 1000 images cost ~160 MB of peak RSS
+        # in the trainer (benchmarks/README.md, memory), for no measurable speed-up.
+        proba = predict_proba(model, dataset.x_test, batch_size=250)
         result = evaluate_predictions(dataset.y_test, proba)
         metrics = {
             "test_accuracy": result.accuracy, "test_loss": result.loss, "mistakes": result.n_mistakes,
