@@ -228,8 +228,8 @@ def train(config: TrainConfig, run_dir: Path | None, dataset: Dataset, *,
         if run_dir is not None:
             runs.save_model_atomic(model, run_dir)
         t1 = time.perf_counter()
-        # Batches of 250, not 1000: the first conv's activations for 1000 images cost ~160 MB of peak RSS
-        # in the trainer (benchmarks/README.md, memory), for no measurable speed-up.
+        # Batches of 250, not 1000: the first conv's activations for 1000 images cost ~160 MB more peak
+        # RSS in the trainer (measured; benchmarks/README.md, memory).
         proba = predict_proba(model, dataset.x_test, batch_size=250)
         result = evaluate_predictions(dataset.y_test, proba)
         metrics = {
