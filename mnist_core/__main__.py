@@ -21,7 +21,9 @@ from .data import DataError, describe_source, load_mnist
 
 def _config_from_args(a: argparse.Namespace) -> TrainConfig:
     if a.config:
-        text = Path(a.config).read_text() if Path(a.config).is_file() else a.config
+        # JSON text is not a path (and is often longer than a file name may be: is_file would raise).
+        is_json = a.config.lstrip().startswith("{")
+        text = a.config if is_json or not Path(a.config).is_file() else Path(a.config).read_text()
         cfg = TrainConfig.from_json(text)
         base = cfg.to_dict()
     else:
