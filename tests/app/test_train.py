@@ -150,6 +150,20 @@ def test_tiny_run_finishes_with_curves_and_can_become_current(env):
     assert at.sidebar.selectbox(key="current_run").value == "tiny-ui"
     assert at.button(key="tr_use_current").disabled  # it is the current model now
 
+    # Runs overlay in one chart; deleting asks first; the pretrained model cannot be picked for deletion.
+    assert at.multiselect(key="tr_compare").value == ["tiny-ui"]  # default: the runs that existed
+    at.multiselect(key="tr_compare").select("other").run()
+    assert any('"other"' in c.proto.spec and '"tiny-ui"' in c.proto.spec for c in at.get("plotly_chart"))
+    shutil.copytree(env / "tiny-ui", env / runs.PRETRAINED)
+    at.run()
+    assert runs.PRETRAINED not in at.selectbox(key="tr_del_pick").options
+    at.selectbox(key="tr_del_pick").set_value("other").run()
+    at.button(key="tr_del_ask").click().run()
+    assert (env / "other").is_dir() and any("cannot be undone" in w.value for w in at.warning)
+    at.button(key="tr_del_yes").click().run()
+    assert not (env / "other").exists() and any("Deleted run other" in m.value for m in at.success)
+    assert not at.exception
+
 
 def test_queue_and_stop(env):
     at = open_train()
