@@ -186,6 +186,7 @@ def _app():
 
 
 def test_control_imports_a_good_model(runs_root, models):
+    model_import.import_model(models["good"], runs.PRETRAINED)  # the default current model
     at = _app()
     up = at.file_uploader(key="import_model_file_0")
     assert up.allowed_type == [".keras"]
@@ -193,16 +194,23 @@ def test_control_imports_a_good_model(runs_root, models):
     assert at.button(key="import_model_go").disabled  # nothing chosen yet
     up.set_value(("digits-net.keras", models["good"].read_bytes(), "application/octet-stream")).run()
     assert not at.button(key="import_model_go").disabled
+    assert at.text_input(key="import_model_name").placeholder == "digits-net"
     at.button(key="import_model_go").click().run()
     assert not at.exception
     assert [s.value for s in at.success] and "digits-net" in at.success[0].value
     assert not at.error
     assert (runs_root / "digits-net" / "model.keras").is_file()
-    assert at.session_state["current_run"] == "digits-net"
-    # The callback ran before the script, so the list drawn above the control already has the run.
-    assert "digits-net (imported, finished)" in at.markdown[0].value
+    # The page reran: the list drawn above the control and the sidebar's picker both have the run.
+    assert "digits-net (imported, finished)" in at.markdown[-1].value
+    assert at.sidebar.selectbox(key="current_run").options == ["pretrained (imported)", "digits-net (imported)"]
+    assert at.sidebar.selectbox(key="current_run").value == "pretrained"  # not switched behind the user's back
     # The uploader is fresh again (a new key), ready for the next file.
     assert at.file_uploader(key="import_model_file_1").value is None
+    at.button(key="import_model_use").click().run()
+    assert not at.exception
+    assert at.session_state["current_run"] == "digits-net"
+    assert at.sidebar.selectbox(key="current_run").value == "digits-net"
+    assert not at.success  # the message was shown once
 
 
 def test_control_refuses_lambda_and_shows_why(runs_root, models):
@@ -216,7 +224,6 @@ def test_control_refuses_lambda_and_shows_why(runs_root, models):
     assert at.error and "Not imported" in at.error[0].value and "Lambda" in at.error[0].value
     assert not at.success
     assert tree(runs_root) == before
-    assert "current_run" not in at.session_state
 
 
 def test_control_refuses_a_taken_name(runs_root, models):
