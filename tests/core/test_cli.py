@@ -192,3 +192,61 @@ def test_sigint_stops_cleanly(ctx):
     assert "stopped" in out
     listed = json.loads(cli("runs", "--json", env=ctx["env"]).stdout)
     assert {r["name"]: r["status"] for r in listed["runs"]}["interrupted"] == "stopped"
+
+
+def test_sigint_while_queued_cancels(ctx, tmp_path):
+    """A training waiting for the only slot is cancelled by Ctrl-C: 'stopped', nothing trained."""
+    import threading
+
+    from mnist_core import runs
+    from mnist_core.config import preset_config
+
+    root = tmp_path / "runs"
+    env = {**_env(root, ctx["base"] / "home"), "MNIST_MAX_TRAININGS": "1"}
+    holder = runs.create_run(preset_config("classic"), "holder", root=root)
+    release, held = threading.Event(), threading.Event()
+
+    def hold():
+        with runs.training_slot(holder, poll_s=0.05):
+            runs.set_status(holder, "running")
+            held.set()
+            release.wait(120)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    assert held.wait(10)
+    run = root / "waiting"
+    p = subprocess.Popen([sys.executable, "-m", "mnist_core", "train", "--epochs", "1", "--limit", "500",
+                          "--data-dir", str(ctx["data_dir"]), "--run-dir", str(run)],
+                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (run / "status.json").exists():
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.1)
+        time.sleep(1.0)  # let it reach the slot loop
+        assert json.loads((run / "status.json").read_text())["state"] == "queued"
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        release.set()
+        t.join(10)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, err[-1000:]
+    st = runs.read_status(run)
+    assert st["state"] == "stopped" and "cancelled" in st["error"]
+    assert not (run / "model.keras").exists() and not (run / "progress.json").exists()
+
+
+def test_evaluate_and_predict_without_a_model(ctx, tmp_path):
+    empty = tmp_path / "no-model"
+    empty.mkdir()
+    img = ctx["base"] / "img.png"
+    if not img.exists():
+        Image.fromarray(np.zeros((28, 28), np.uint8)).save(img)
+    r = cli("predict", empty, img, "--json", env=ctx["env"], timeout=120)
+    assert r.returncode == 1 and "model.keras" in r.stderr
+    r = cli("evaluate", empty, "--data-dir", ctx["data_dir"], env=ctx["env"], timeout=120)
+    assert r.returncode == 1 and "model.keras" in r.stderr
