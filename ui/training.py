@@ -28,6 +28,7 @@ MAX_POINTS = 3000  # per-batch points kept for the running curve (older ones thi
 # Trainer processes started by this server, by run name. Kept so finished children are reaped
 # (no zombies) and so a trainer that dies before creating its folder can still be reported.
 _PROCS: dict[str, subprocess.Popen] = {}
+_DIRS: dict[str, Path] = {}
 
 
 class LaunchError(RuntimeError):
@@ -54,9 +55,12 @@ def log_tail(name: str, root: Path | None = None, n_chars: int = 2500) -> str:
 
 
 def _reap() -> None:
+    """Collect exited trainers (no zombies). One that exited without creating its run folder is kept,
+    so the page can still say why (its folder holds no status to report it)."""
     for name, proc in list(_PROCS.items()):
-        if proc.poll() is not None:
+        if proc.poll() is not None and (_DIRS.get(name, Path("/nonexistent")) / "status.json").exists():
             _PROCS.pop(name, None)
+            _DIRS.pop(name, None)
 
 
 def check_name(name: str, root: Path | None = None) -> str:
@@ -92,6 +96,7 @@ def launch(config: TrainConfig, name: str, root: Path | None = None, data_dir: s
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     _PROCS[safe] = proc
+    _DIRS[safe] = run_dir
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if (run_dir / "status.json").exists():
@@ -130,6 +135,7 @@ def pick_watch(current: str | None, infos: list[runs.RunInfo], root: Path | None
     launched), else the newest running run, else the newest queued one (a reload or a second tab
     reattaches to what is training)."""
     root = Path(root) if root else runs.runs_root()
+    _reap()
     if current and ((root / current).is_dir() or current in _PROCS):
         return current
     act = active_runs(infos)

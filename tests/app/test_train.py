@@ -13,6 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from mnist_core import runs
+from mnist_core.config import preset_config
 from ui import training
 
 from .test_pages import navigation_router  # noqa: F401  (autouse: go through app.py and the sidebar)
@@ -82,7 +83,10 @@ def test_form_defaults_presets_and_param_count(env):
     assert at.number_input(key="tr_blocks").disabled  # architecture fields are for "custom" only
 
     at.selectbox(key="tr_preset").set_value("fast").run()
-    assert at.number_input(key="tr_batch").value == 128 and at.selectbox(key="tr_sched").value == "onecycle"
+    fast = preset_config("fast")  # the form shows the preset's recommended settings
+    assert at.number_input(key="tr_batch").value == fast.batch_size
+    assert at.selectbox(key="tr_sched").value == fast.lr_schedule
+    assert at.checkbox(key="tr_aug").value == fast.augment and at.number_input(key="tr_epochs").value == fast.epochs
     assert at.text_input(key="tr_name").value.startswith("fast-")
 
     at.selectbox(key="tr_preset").set_value("custom").run()
