@@ -79,6 +79,19 @@ def _open(path: Path):
     return gzip.open(path, "rb") if gz else open(path, "rb")
 
 
+def _read_at_most(f, n: int, chunk: int = 1 << 24) -> bytes:
+    """Up to n bytes, read in chunks: a corrupt header announcing terabytes must give a clear
+    "truncated" error, not a MemoryError from allocating what it announced."""
+    parts, got = [], 0
+    while got < n:
+        part = f.read(min(n - got, chunk))
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
 def read_idx(path: str | os.PathLike, header_only: bool = False) -> np.ndarray | tuple[int, ...]:
     """Read an IDX file (optionally gzipped). With `header_only`, return just its shape."""
     path = Path(path)
@@ -98,7 +111,7 @@ def read_idx(path: str | os.PathLike, header_only: bool = False) -> np.ndarray |
                 return tuple(shape)
             dtype = np.dtype(_IDX_TYPES[dtype_code])
             expected = int(np.prod(shape)) * dtype.itemsize
-            data = f.read(expected + 1)
+            data = _read_at_most(f, expected + 1)
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise DataError(f"{path.name}: cannot be read ({e})") from e
     if len(data) < expected:

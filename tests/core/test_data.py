@@ -94,6 +94,19 @@ def test_truncated_gzip_stream(tmp_path, small):
     _assert_names(e, p.name)
 
 
+@pytest.mark.parametrize("gz", [False, True])
+def test_header_announcing_terabytes(tmp_path, gz):
+    """A corrupt header must give a DataError naming the file, not a MemoryError from allocating
+    the 3 TB it announces."""
+    p = tmp_path / ("train-images-idx3-ubyte" + (".gz" if gz else ""))
+    raw = struct.pack(">HBB", 0, 8, 3) + struct.pack(">3I", 4_000_000_000, 28, 28) + bytes(1000)
+    p.write_bytes(gzip.compress(raw) if gz else raw)
+    with pytest.raises(DataError) as e:
+        read_idx(p)
+    _assert_names(e, p.name, "truncated")
+    assert read_idx(p, header_only=True) == (4_000_000_000, 28, 28)
+
+
 def test_extra_bytes(tmp_path, small):
     p = tmp_path / "t10k-labels-idx1-ubyte"
     write_idx(p, small[3])
