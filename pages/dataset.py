@@ -163,7 +163,8 @@ st.caption(f"Most common in training: **{share.argmax()}** ({share.max():.1%}); 
 st.subheader("What does the average digit look like?")
 st.plotly_chart(plots.mean_digit_images(dv.mean_images(key, "train"), counts["train"]), key="ds_means")
 st.caption("Each picture is the pixel-by-pixel average of every training image of that digit. Sharp "
-           "strokes mean people write it consistently (1, 0); blurry ones mean lots of variety (2, 5, 8).")
+           "strokes mean people write that digit consistently; blurry ones mean lots of variety in how it "
+           "is written.")
 
 st.subheader("Pixel intensities")
 hists = dv.pixel_histograms(key)
