@@ -260,8 +260,10 @@ def _live_panel(name: str) -> None:
             stop.button("Close", key="tr_close", on_click=_watch, args=(None,),
                         help="Stop showing this run here (it stays in the runs table).")
             _draw_result(view)
-        if view.history or pts.points:
-            fig = plots.training_curves(view.history, pts.points)
+        # The running curve is kept for a finished run only if this session saw a good part of it.
+        batch_points = pts.points if view.active or len(pts.points) >= 10 else []
+        if view.history or batch_points:
+            fig = plots.training_curves(view.history, batch_points)
             fig.update_layout(margin=dict(t=70), legend=dict(y=1.12))  # keep the legend off the subplot titles
             st.plotly_chart(fig, key="tr_live_chart")
         elif view.state == "running":
