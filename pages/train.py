@@ -183,8 +183,10 @@ def _draw_result(view: training.RunView) -> None:
         st.warning(f"Stopped by request after {m.get('epochs_done', len(view.history))} epoch(s); "
                    "the model so far was saved and evaluated.")
     else:
-        st.success(f"Finished: {m.get('epochs_done', len(view.history))} epoch(s) on "
-                   f"{m.get('n_train', 0):,} images.")
+        done = m.get("epochs_done", len(view.history))
+        early = view.config is not None and view.config.early_stopping and done < view.config.epochs
+        st.success(f"Finished: {done} epoch(s) on {m.get('n_train', 0):,} images"
+                   + (" (early stopping: validation loss had stopped improving)." if early else "."))
     if m:
         c = st.columns(5)
         c[0].metric("Test accuracy", f"{m['test_accuracy']:.2%}")
@@ -211,6 +213,7 @@ def _draw_result(view: training.RunView) -> None:
 
 def _live_panel(name: str) -> None:
     run_dir = runs.runs_root() / name
+
     def is_active() -> bool:
         if not (run_dir / "status.json").exists():
             return training.starting(name)  # launched, folder not created yet
