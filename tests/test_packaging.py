@@ -5,6 +5,7 @@ and the README's references (screenshots, settings, CLI examples)."""
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 import shlex
@@ -192,7 +193,7 @@ def test_installed_versions_satisfy_the_pins():
 
 def _third_party_imports(paths: list[Path]) -> dict[str, Path]:
     found: dict[str, Path] = {}
-    stdlib = set(sys.stdlib_module_names)
+    stdlib = set(sys.stdlib_module_names) | {"tomllib"}  # 3.11+ stdlib; 3.10 falls back to tomli
     for path in paths:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
@@ -209,12 +210,26 @@ def _third_party_imports(paths: list[Path]) -> dict[str, Path]:
     return found
 
 
+@functools.cache
+def _top_level_names(dist_name: str) -> frozenset[str]:
+    """The top-level modules an installed distribution provides, from its file list. Python 3.10's
+    packages_distributions() only reads top_level.txt, which meson-built wheels (scikit-learn) lack."""
+    try:
+        files = metadata.distribution(dist_name).files or ()
+    except metadata.PackageNotFoundError:
+        return frozenset()
+    return frozenset(f.parts[0].removesuffix(".py") for f in files
+                     if f.parts and not f.parts[0].endswith((".dist-info", ".data", "..")))
+
+
 def _covered(module: str, reqs: list[Requirement]) -> bool:
     wanted = _names(reqs)
-    dists = {canonicalize_name(d) for d in metadata.packages_distributions().get(module, [])}
+    dists = {canonicalize_name(d) for d in metadata.packages_distributions().get(module, ())}
     dists |= {canonicalize_name(a) for a in ALIASES.get(module, ())}
     dists.add(canonicalize_name(module))  # e.g. tomli, only installed (and only needed) on Python 3.10
-    return bool(dists & wanted)
+    if dists & wanted:
+        return True
+    return any(module in _top_level_names(r.name) for r in reqs)
 
 
 def test_everything_the_app_imports_is_a_requirement():
