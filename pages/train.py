@@ -28,6 +28,7 @@ from ui import loaders, state, training
 
 ss = st.session_state
 MSG = "tr_msg"  # a one-shot (kind, text) message set by a callback, shown on the next run
+SAVED = "train_form_saved"  # a plain (non-widget) copy of the form, which survives visits to other pages
 AUTO_NAME = "tr_auto_name"  # the last generated default name: replaced on preset change while unedited
 DEMO = {"limit": 2000, "epochs": 1}
 LABELS = {  # core field names -> the form's labels, for error messages
@@ -39,6 +40,10 @@ LABELS = {  # core field names -> the form's labels, for error messages
     "zoom_frac": "Zoom", "limit": "Training subset", "seed": "Seed",
 }
 # Material icons (emoji need a font the server's browser may not have) and colours per run state.
+FORM_KEYS = {"tr_preset", "tr_blocks", "tr_kernel", "tr_bn", "tr_dropout", "tr_dense", "tr_epochs", "tr_batch",
+             "tr_opt", "tr_lr", "tr_sched", "tr_val", "tr_es", "tr_patience", "tr_aug", "tr_rot", "tr_shift",
+             "tr_zoom", "tr_use_limit", "tr_limit", "tr_seed", "tr_name", AUTO_NAME,
+             "tr_f0", "tr_f1", "tr_f2", "tr_f3"}
 STATE_BADGES = {"queued": ":gray[:material/hourglass_top: queued]", "running": ":blue[:material/sync: running]",
                 "finished": ":green[:material/check_circle: finished]",
                 "stopped": ":orange[:material/stop_circle: stopped]", "failed": ":red[:material/error: failed]"}
@@ -67,13 +72,22 @@ def _new_name(preset: str) -> None:
 
 
 def _init_form() -> None:
-    """Fill missing widget values (first visit, or after another page let Streamlit drop them)."""
-    ss.setdefault("tr_preset", "classic")
+    """Fill missing widget values: on the first visit the defaults (the classic preset); after a visit
+    to another page (Streamlit drops the state of widgets it did not draw) what the user had set."""
+    saved = ss.get(SAVED, {})
+    ss.setdefault("tr_preset", saved.get("tr_preset", "classic"))
     for k, v in {**_preset_values(ss["tr_preset"]), "tr_use_limit": False, "tr_limit": DEMO["limit"],
                  "tr_seed": 42}.items():
-        ss.setdefault(k, v)
+        ss.setdefault(k, saved.get(k, v))
     if "tr_name" not in ss:
-        _new_name(ss["tr_preset"])
+        if saved.get("tr_name") and saved.get("tr_name") != saved.get(AUTO_NAME):
+            ss["tr_name"] = saved["tr_name"]
+        else:
+            _new_name(ss["tr_preset"])
+
+
+def _save_form() -> None:
+    ss[SAVED] = {k: ss[k] for k in FORM_KEYS if k in ss}
 
 
 def _on_preset() -> None:
@@ -469,6 +483,7 @@ with st.container(border=True):
                 on_click=_on_start, disabled=cfg is None, width="stretch")
     if err:
         st.error(err)
+_save_form()
 
 st.subheader("All runs")
 if broken:

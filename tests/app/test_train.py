@@ -94,6 +94,14 @@ def test_form_defaults_presets_and_param_count(env):
     at.number_input(key="tr_dense").set_value(256).run()
     after = next(m for m in at.metric if m.label == "Parameters").value
     assert before != after and not at.number_input(key="tr_blocks").disabled
+
+    # A visit to another page keeps what the user set.
+    at.number_input(key="tr_epochs").set_value(7)
+    at.text_input(key="tr_name").set_value("my-run").run()
+    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/train.py").run()
+    assert at.selectbox(key="tr_preset").value == "custom" and at.number_input(key="tr_dense").value == 256
+    assert at.number_input(key="tr_epochs").value == 7 and at.text_input(key="tr_name").value == "my-run"
     assert not at.exception
 
 
