@@ -80,20 +80,22 @@ def load_model(path: str | Path) -> Any:
     return model
 
 
-_CALLS: dict[int, Any] = {}
-
-
 def compiled_call(model: Any) -> Any:
     """A function `float32 (N, 28, 28, 1) -> numpy (N, 10)` running the model in inference mode
-    through one traced graph (cached per model object)."""
+    through one traced graph. It is kept on the model object itself, so it lives exactly as long as
+    the model does (a module-level cache would keep every model ever loaded alive)."""
     import tensorflow as tf
 
-    key = id(model)
-    if key not in _CALLS:
+    call = getattr(model, "_mnist_studio_call", None)
+    if call is None:
         fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
                          input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
-        _CALLS[key] = (model, lambda x: fn(tf.convert_to_tensor(x, tf.float32)).numpy())
-    return _CALLS[key][1]
+
+        def call(x: np.ndarray) -> np.ndarray:
+            return fn(tf.convert_to_tensor(x, tf.float32)).numpy()
+
+        object.__setattr__(model, "_mnist_studio_call", call)  # bypass Keras attribute tracking
+    return call
 
 
 def predict_one(model: Any, image28: np.ndarray) -> np.ndarray:
