@@ -180,13 +180,15 @@ def _hot_rgb(v: np.ndarray) -> np.ndarray:
     return np.stack([np.clip(3 * v, 0, 1), np.clip(3 * v - 1, 0, 1), np.clip(3 * v - 2, 0, 1)], axis=-1)
 
 
-def image_steps(steps: dict[str, np.ndarray], height: int = 240) -> go.Figure:
+def image_steps(steps: dict[str, np.ndarray], height: int = 240,
+                sizes: dict[str, tuple[int, int]] | None = None) -> go.Figure:
     """Images side by side, each with its own title and size shown (e.g. the preprocessing steps),
-    drawn as white ink on black like MNIST."""
+    drawn as white ink on black like MNIST. `sizes` ((height, width) by name) gives the true size of
+    an image passed as a reduced display copy."""
     names = list(steps)
+    shapes = {n: (sizes or {}).get(n, steps[n].shape[:2]) for n in names}
     fig = make_subplots(rows=1, cols=max(1, len(names)), horizontal_spacing=0.03,
-                        subplot_titles=[f"{n}<br><sub>{steps[n].shape[1]}×{steps[n].shape[0]} px</sub>"
-                                        for n in names])
+                        subplot_titles=[f"{n}<br><sub>{shapes[n][1]}×{shapes[n][0]} px</sub>" for n in names])
     for i, n in enumerate(names, start=1):
         fig.add_trace(go.Heatmap(z=np.asarray(steps[n], float), colorscale="gray", zmin=0, zmax=1,
                                  showscale=False, name=n,

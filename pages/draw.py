@@ -106,7 +106,8 @@ st.caption("MNIST digits were cropped, size-normalised to 20×20 and centred by 
            "field; the network only ever saw digits made that way. Switch to *Naive resize* (left) to see "
            "what a plain resize of the whole canvas gives it instead, and how the prediction changes.")
 steps = {STEP_TITLES.get(k, k): draw_view.thumbnail(v) for k, v in pre.steps.items()}
-st.plotly_chart(plots.image_steps(steps), key="draw_steps", config={"displayModeBar": False})
+sizes = {STEP_TITLES.get(k, k): v.shape[:2] for k, v in pre.steps.items()}
+st.plotly_chart(plots.image_steps(steps, sizes=sizes), key="draw_steps", config={"displayModeBar": False})
 
 # ---- why ----------------------------------------------------------------------------------------
 st.subheader("Why")

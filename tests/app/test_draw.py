@@ -181,6 +181,7 @@ def test_upload_dark_on_light_photo(app, cases):
     assert not app.exception
     assert not app.error
     assert shown_digit(app) == label
+    assert "900×700 px" in str(app.get("plotly_chart")[1].proto.spec)  # the true size, not the thumbnail's
 
 
 def test_mlp_model_says_it_has_no_feature_maps(trained, mnist, monkeypatch, tmp_path):
