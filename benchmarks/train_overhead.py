@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import common  # noqa: E402
 import numpy as np  # noqa: E402
 
-QUICK = dict(limit=6000, epochs=3, order="AB")
+QUICK = dict(limit=4000, epochs=3, order="ABBA")
 FULL = dict(limit=None, epochs=3, order="ABBA")
 
 
