@@ -1,0 +1,129 @@
+"""A classroom in real Chromium: 10 browser sessions use the app at once (drawing different digits,
+browsing the dataset, opening Evaluate) while one training runs and three more wait in the queue.
+
+Checked: no session shows an exception, each drawing session sees its own digit and a fresh session
+sees an empty canvas (no session sees another's drawing), and every queued training eventually runs to
+`finished`. The trainings are the real trainer processes (the CLI the Train page starts) on a 600-image
+slice of the shared MNIST, written into the server's runs folder, so the server's pages see them."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from mnist_core import data, runs
+
+from ..conftest import take
+from .conftest import ROOT, no_exception, wait_idle
+from .test_draw import CANVAS, canvas_origin, stroke
+
+pytestmark = pytest.mark.slow
+
+
+def _digit(page) -> int:
+    page.locator("[data-digit]").wait_for(timeout=90_000)
+    wait_idle(page, 90_000)
+    return int(page.locator("[data-digit]").get_attribute("data-digit"))
+
+
+def test_ten_sessions_while_four_trainings_share_one_slot(browser, app_server, e2e_runs_root, mnist, tmp_path):
+    if not (ROOT / "models" / "pretrained" / "model.keras").exists():
+        pytest.skip("models/pretrained/model.keras is not there yet: nothing to draw or evaluate with")
+    t0 = time.time()
+    d = tmp_path / "mnist"
+    d.mkdir()
+    small = take(mnist, 3000, 200)
+    for stem, arr in (("train-images-idx3-ubyte", small.x_train), ("train-labels-idx1-ubyte", small.y_train),
+                      ("t10k-images-idx3-ubyte", small.x_test), ("t10k-labels-idx1-ubyte", small.y_test)):
+        data.write_idx(d / stem, arr.astype(np.uint8))
+    env = {**os.environ, "MNIST_RUNS_DIR": str(e2e_runs_root), "MNIST_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "MNIST_MAX_TRAININGS": "1"}
+    names = [f"class-{i}" for i in range(4)]
+    trainers = []
+    for n in names:
+        trainers.append(subprocess.Popen(
+            [sys.executable, "-m", "mnist_core", "train", "--preset", "classic", "--epochs", "1",
+             "--name", n, "--data-dir", str(d)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, start_new_session=True))
+        time.sleep(0.3)  # queue order = start order
+
+    # Watch the queue for the whole browser phase: at some moment one training must run while others wait.
+    seen: set[tuple[str, ...]] = set()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            st = []
+            for n in names:
+                try:
+                    st.append(runs.read_status(e2e_runs_root / n).get("state", "?"))
+                except (OSError, runs.RunError):
+                    st.append("starting")
+            seen.add(tuple(st))
+            stop.wait(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(10)]
+    pages = []
+    try:
+        plan = ["draw"] * 4 + ["dataset"] * 3 + ["evaluate"] * 2 + ["train"]
+        for ctx, path in zip(contexts, plan, strict=True):
+            pg = ctx.new_page()
+            pg.set_default_timeout(90_000)
+            pg.errors = []
+            pg.on("pageerror", lambda e, pg=pg: pg.errors.append(str(e)))
+            pg.goto(f"{app_server}/{path}")
+            pages.append(pg)
+        for pg in pages:
+            wait_idle(pg, 120_000)
+
+        # Sessions 0 and 1 draw different digits; session 2 stays untouched.
+        draw = pages[:4]
+        for pg in draw:
+            pg.locator(CANVAS).wait_for(timeout=120_000)
+        x, y = canvas_origin(draw[0])
+        stroke(draw[0], [(x + 140, y + 45 + 10 * i) for i in range(20)])  # a 1
+        x, y = canvas_origin(draw[1])
+        stroke(draw[1], [(x + 140 + 55 * math.sin(2 * math.pi * t / 36), y + 140 - 85 * math.cos(2 * math.pi * t / 36))
+                         for t in range(38)])  # a 0
+        assert _digit(draw[0]) == 1
+        assert _digit(draw[1]) == 0
+        # Each session still sees only its own drawing; an untouched session sees the empty prompt.
+        draw[2].reload()
+        wait_idle(draw[2], 120_000)
+        draw[2].locator(CANVAS).wait_for(timeout=120_000)
+        assert draw[2].locator("[data-digit]").count() == 0
+        assert draw[2].get_by_text("Draw a digit in the black box").is_visible()
+        assert _digit(draw[0]) == 1 and _digit(draw[1]) == 0
+
+        for pg in pages:
+            wait_idle(pg, 120_000)
+            no_exception(pg)
+            assert not pg.errors, pg.errors
+    finally:
+        stop.set()
+        for ctx in contexts:
+            ctx.close()
+    # The sessions really overlapped the trainings: one running and three queued at the same moment,
+    # and never two running at once (one training slot).
+    assert any(st.count("running") == 1 and st.count("queued") == 3 for st in seen), sorted(seen)
+    assert not any(st.count("running") > 1 for st in seen), sorted(seen)
+
+    deadline = time.time() + 240
+    for p in trainers:
+        try:
+            p.wait(timeout=max(1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+    for n, p in zip(names, trainers, strict=True):
+        assert p.returncode == 0, (n, p.stderr.read().decode()[-1500:])
+        assert runs.read_status(e2e_runs_root / n)["state"] == "finished", n
+    print(f"classroom test took {time.time() - t0:.0f} s")
