@@ -50,7 +50,17 @@ def test_dataset_page_shows_grid_and_charts(page, app_server):
     thumb.press("Home")  # 300 points
     wait_idle(page)
     page.get_by_role("button", name="Compute t-SNE").click()
-    page.locator(".st-key-ds_tsne .scatterlayer .point").first.wait_for(timeout=120_000)
+    # While it runs, a progress bar says what it is doing (a fast machine may already be done).
+    # Elements below the fold render lazily: keep the bottom of the page in view while waiting.
+    page.wait_for_function("""() => {
+        for (const el of [document.querySelector('[data-testid=stMain]'), document.scrollingElement])
+            if (el) el.scrollTop = el.scrollHeight;
+        return document.querySelector("[data-testid=stProgress], .st-key-ds_tsne .scatterlayer .point") !== null;
+    }""", timeout=60_000)
+    if page.locator("[data-testid='stProgress']").count():
+        assert any(w in page.locator("[data-testid='stProgress']").inner_text()
+                   for w in ("Starting", "Reducing", "neighbours", "iteration"))
+    page.locator(".st-key-ds_tsne .scatterlayer .point").first.wait_for(timeout=180_000)
     wait_idle(page)
     assert page.locator(".st-key-ds_tsne .scatterlayer .point").count() == 300
     no_exception(page)
