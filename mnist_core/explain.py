@@ -31,7 +31,6 @@ class FeatureMaps:
 
 @dataclass
 class _Explainer:
-    model: Any
     saliency_fn: Any
     cam_fn: Any | None
     maps_fn: Any | None
@@ -42,8 +41,6 @@ class _Explainer:
 SMOOTH_SAMPLES = 16
 SMOOTH_SIGMA = 0.15  # noise std in input units ([0, 1] pixels): SmoothGrad's recommended 10-20% of the range
 
-_EXPLAINERS: dict[tuple[int, int], _Explainer] = {}
-_MAX_CACHED = 8  # models kept traced; older ones are dropped so replaced models can be freed
 
 
 def conv_layers(model: Any) -> list[Any]:
@@ -143,20 +140,21 @@ def _build(model: Any, max_map_layers: int) -> _Explainer:
         maps_fn = tf.function(lambda x: maps_model(x, training=False),
                               input_signature=[tf.TensorSpec([1, 28, 28, 1], tf.float32)])
 
-    return _Explainer(model, saliency_fn, cam_fn, maps_fn, map_layers,
+    return _Explainer(saliency_fn, cam_fn, maps_fn, map_layers,
                       last_conv.name if last_conv is not None else None)
 
 
 def explainer(model: Any, max_map_layers: int = 2) -> _Explainer:
     """The traced explanation functions for `model` (built once per model object and kept)."""
-    key = (id(model), max_map_layers)
-    ex = _EXPLAINERS.get(key)
-    if ex is None or ex.model is not model:
-        ex = _build(model, max_map_layers)
-        _EXPLAINERS[key] = ex
-        while len(_EXPLAINERS) > _MAX_CACHED:
-            _EXPLAINERS.pop(next(iter(_EXPLAINERS)))
-    return ex
+    # Kept on the model object (like inference.compiled_call), so the traced functions live exactly as
+    # long as the model: a module-level cache would keep every model ever loaded alive.
+    cache = getattr(model, "_mnist_studio_explainers", None)
+    if cache is None:
+        cache = {}
+        object.__setattr__(model, "_mnist_studio_explainers", cache)  # bypass Keras attribute tracking
+    if max_map_layers not in cache:
+        cache[max_map_layers] = _build(model, max_map_layers)
+    return cache[max_map_layers]
 
 
 def _as_input(image28: np.ndarray) -> np.ndarray:
