@@ -1,4 +1,7 @@
-"""mnist-studio: the router. Page config, the shared sidebar, and navigation over pages/."""
+"""mnist-studio: the router. Page config, the shared sidebar, and navigation over app_pages/.
+
+The page files are deliberately not in a folder named `pages/`: Streamlit would also treat that as an
+old-style page directory and, on a fresh server, run a deep link such as /draw without this router."""
 
 import streamlit as st
 
@@ -8,11 +11,11 @@ st.set_page_config(page_title="mnist-studio", page_icon=":material/draw:", layou
 
 # Titles and icons of every page, in one place (pages link to each other through these objects).
 PAGES = {
-    "home": st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    "train": st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    "dataset": st.Page("pages/dataset.py", title="Dataset", icon=":material/grid_view:"),
-    "evaluate": st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
-    "draw": st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
+    "home": st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    "train": st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    "dataset": st.Page("app_pages/dataset.py", title="Dataset", icon=":material/grid_view:"),
+    "evaluate": st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+    "draw": st.Page("app_pages/draw.py", title="Draw", icon=":material/draw:"),
 }
 st.session_state["_pages"] = PAGES  # so pages can st.page_link to each other without re-declaring them
 

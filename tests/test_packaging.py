@@ -287,7 +287,7 @@ def test_config_values_work_on_community_cloud(st_config):
 
 # --- README references --------------------------------------------------------------------------
 def test_readme_shows_every_page():
-    pages = re.findall(r'"(\w+)": st\.Page\("pages/(\w+)\.py", title="([^"]+)"', (ROOT / "app.py").read_text())
+    pages = re.findall(r'"(\w+)": st\.Page\("app_pages/(\w+)\.py", title="([^"]+)"', (ROOT / "app.py").read_text())
     assert len(pages) == 5, pages
     for key, _file, title in pages:
         assert f"](docs/screenshots/{key}.png)" in README, f"no screenshot of {title} in the README"

@@ -35,15 +35,3 @@ def set_current_run(name: str) -> None:
     """Use as a widget callback (on_click): it runs before the sidebar picker is drawn."""
     st.session_state[CURRENT_RUN] = name
 
-
-def ensure_router() -> None:
-    """Call first on a page. On a fresh server, Streamlit's legacy "pages/ directory" mode runs a deep
-    link (e.g. /draw) straight from pages/, skipping app.py (no sidebar, no st.navigation) until some
-    session has called st.navigation. Switch that mode off and rerun: app.py then routes the same URL."""
-    if "_pages" in st.session_state or st.session_state.get("_router_retried"):
-        return  # routed, or already retried once (a page run on its own, e.g. in a test: go on)
-    from streamlit.runtime.pages_manager import PagesManager
-
-    st.session_state["_router_retried"] = True
-    PagesManager.uses_pages_directory = False
-    st.rerun()

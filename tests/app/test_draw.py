@@ -49,7 +49,7 @@ def app(trained, monkeypatch):
     monkeypatch.setenv("MNIST_RUNS_DIR", str(root))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    at.switch_page("pages/draw.py").run()
+    at.switch_page("app_pages/draw.py").run()
     assert not at.exception, at.exception
     return at
 
@@ -192,7 +192,7 @@ def test_mlp_model_says_it_has_no_feature_maps(trained, mnist, monkeypatch, tmp_
     monkeypatch.setenv("MNIST_RUNS_DIR", str(root))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    at.switch_page("pages/draw.py")
+    at.switch_page("app_pages/draw.py")
     inject(at, digit_to_canvas(mnist.x_test[0]))
     at.run()
     assert not at.exception
@@ -207,6 +207,6 @@ def test_no_model_points_to_train(runs_root):
     assert os.environ["MNIST_RUNS_DIR"] == str(runs_root)
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page("pages/draw.py").run()
+    at.switch_page("app_pages/draw.py").run()
     assert not at.exception
     assert any("No trained model" in w.value for w in at.warning)

@@ -59,7 +59,7 @@ def open_evaluate(current: str | None):
     if current is not None:
         at.session_state["current_run"] = current
     at.run()
-    at.switch_page("pages/evaluate.py").run()
+    at.switch_page("app_pages/evaluate.py").run()
     assert not at.exception, at.exception[0].value
     return at
 

@@ -6,27 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
-PAGE_FILES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "pages").glob("*.py"))
-
-
-@pytest.fixture(autouse=True)
-def navigation_router(monkeypatch):
-    """AppTest resets PagesManager's 'pages/ directory' flag before every run, and because this app keeps
-    its st.navigation pages in a folder named pages/, AppTest then runs a switched-to page file on its own
-    (the old pages-directory mode), skipping app.py and the sidebar. A real server leaves that mode for
-    good on the first st.navigation call; do the same here so tests go through the router."""
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
+PAGE_FILES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "app_pages").glob("*.py"))
 
 
 @pytest.fixture

@@ -16,8 +16,6 @@ from mnist_core import runs
 from mnist_core.config import preset_config
 from ui import training
 
-from .test_pages import navigation_router  # noqa: F401  (autouse: go through app.py and the sidebar)
-
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 
@@ -40,7 +38,7 @@ def env(runs_root, data_dir, monkeypatch):
 
 def open_train() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=30).run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert not at.exception, at.exception
     return at
 
@@ -98,8 +96,8 @@ def test_form_defaults_presets_and_param_count(env):
     # A visit to another page keeps what the user set.
     at.number_input(key="tr_epochs").set_value(7)
     at.text_input(key="tr_name").set_value("my-run").run()
-    at.switch_page("pages/home.py").run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/home.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert at.selectbox(key="tr_preset").value == "custom" and at.number_input(key="tr_dense").value == 256
     assert at.number_input(key="tr_epochs").value == 7 and at.text_input(key="tr_name").value == "my-run"
     assert not at.exception

@@ -8,7 +8,6 @@ from mnist_core.inference import ModelError, predict_one
 from mnist_core.preprocess import MAX_UPLOAD_BYTES, ImageError, load_image, preprocess
 from ui import draw_view, loaders, state
 
-state.ensure_router()
 PAGES = st.session_state.get("_pages", {})
 METHODS = {"MNIST-style": "mnist", "Naive resize": "naive"}
 STEP_TITLES = {"ink": "your digit (ink)", "cropped": "cropped to the ink", "fitted 20x20": "fitted in 20×20",

@@ -24,7 +24,7 @@ from mnist_core.config import (
     preset_config,
 )
 from mnist_core.data import DataError
-from ui import loaders, state, training
+from ui import loaders, model_import, state, training
 
 ss = st.session_state
 MSG = "tr_msg"  # a one-shot (kind, text) message set by a callback, shown on the next run
@@ -500,3 +500,4 @@ else:
     st.info("No runs yet. Start one above.")
 if infos or broken:
     _delete_ui(infos, broken)
+model_import.render()
