@@ -293,7 +293,9 @@ def run_info(run_dir: Path) -> RunInfo:
     hist = read_history(run_dir)
     return RunInfo(
         name=run_dir.name, path=run_dir, state=status.get("state", "failed"), preset=cfg.arch.preset,
-        params=param_count(cfg.arch), epochs=cfg.epochs, epochs_done=len(hist),
+        # The count saved at training time describes the model actually trained, even if a preset's
+        # architecture has been retuned since (the config only names the preset).
+        params=int(metrics.get("params") or param_count(cfg.arch)), epochs=cfg.epochs, epochs_done=len(hist),
         val_accuracy=hist[-1].get("val_accuracy") if hist else None,
         test_accuracy=metrics.get("test_accuracy"), train_seconds=metrics.get("train_seconds"),
         created=status.get("created", run_dir.stat().st_mtime), error=status.get("error"),
