@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -48,39 +50,47 @@ def e2e_runs_root(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def app_server(e2e_runs_root, data_dir):
-    """Start the real app; yield its base URL; stop it (and any trainer it started) at the end."""
+@contextmanager
+def streamlit_server(script: str, env_extra: dict[str, str], log_path: Path):
+    """Run `streamlit run <script>` (cwd: the repo, so its .streamlit/config.toml applies) on a free port;
+    yield the base URL once /_stcore/health answers; stop it and its children (trainers) afterwards."""
     port = _free_port()
-    env = {**os.environ, "MNIST_RUNS_DIR": str(e2e_runs_root), "MNIST_DATA_DIR": str(data_dir),
-           "MNIST_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    log = open(e2e_runs_root / "server.log", "w")
+    env = {**os.environ, "MNIST_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **env_extra}
+    log = open(log_path, "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
          "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-        if proc.poll() is not None:
-            pytest.fail("streamlit exited at start-up: " + (e2e_runs_root / "server.log").read_text()[-2000:])
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not answer /_stcore/health within 60 s")
-    yield url
-    import signal
-
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.3)
+            if proc.poll() is not None:
+                pytest.fail("streamlit exited at start-up: " + log_path.read_text()[-2000:])
+        else:
+            pytest.fail("streamlit did not answer /_stcore/health within 60 s: " + log_path.read_text()[-2000:])
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def app_server(e2e_runs_root, data_dir):
+    """The real app with its own runs folder and the shared MNIST; yields its base URL."""
+    env = {"MNIST_RUNS_DIR": str(e2e_runs_root), "MNIST_DATA_DIR": str(data_dir)}
+    with streamlit_server("app.py", env, e2e_runs_root / "server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

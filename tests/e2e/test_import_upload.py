@@ -5,17 +5,11 @@ depend on how the Train page lays out its runs table."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, _free_port, no_exception, wait_idle
+from .conftest import ROOT, no_exception, streamlit_server, wait_idle
 
 try:
     import tomllib
@@ -32,30 +26,9 @@ def test_repo_config_keeps_xsrf_on():
 @pytest.fixture(scope="module")
 def import_server(tmp_path_factory):
     runs_root = tmp_path_factory.mktemp("import_runs")
-    port = _free_port()
-    env = {**os.environ, "MNIST_RUNS_DIR": str(runs_root), "MNIST_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": str(ROOT)}
-    log = open(runs_root.parent / "import_server.log", "w")
-    # cwd=ROOT: the server reads the repository's .streamlit/config.toml (XSRF on), as the app does.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "tests/app/import_page_script.py", "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + (runs_root.parent / "import_server.log").read_text()[-2000:])
-    yield url, runs_root
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=15)
-    log.close()
+    env = {"MNIST_RUNS_DIR": str(runs_root), "PYTHONPATH": str(ROOT)}
+    with streamlit_server("tests/app/import_page_script.py", env, runs_root.parent / "import_server.log") as url:
+        yield url, runs_root
 
 
 @pytest.fixture(scope="module")
