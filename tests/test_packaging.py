@@ -29,7 +29,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 CI = ROOT / ".ci" / "run"
 APP_COMMAND = "pip install -r requirements.txt && streamlit run app.py"
 # our own packages, and the modules tests/benchmarks import by path (benchmarks/*.py, tests' helpers)
-LOCAL_PACKAGES = {"mnist_core", "ui", "pages", "tests", "benchmarks", "app"} | {
+LOCAL_PACKAGES = {"mnist_core", "ui", "app_pages", "tests", "benchmarks", "app"} | {
     p.stem for d in ("benchmarks", "tests") for p in (ROOT / d).rglob("*.py")}
 # import name -> requirement name where the requirement deliberately differs from the installed dist
 ALIASES = {"tensorflow": {"tensorflow-cpu", "tensorflow"}}
@@ -233,7 +233,7 @@ def _covered(module: str, reqs: list[Requirement]) -> bool:
 
 
 def test_everything_the_app_imports_is_a_requirement():
-    files = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "ui").glob("*.py")),
+    files = [ROOT / "app.py", *sorted((ROOT / "app_pages").glob("*.py")), *sorted((ROOT / "ui").glob("*.py")),
              *sorted((ROOT / "mnist_core").glob("*.py"))]
     missing = {m: str(p.relative_to(ROOT)) for m, p in _third_party_imports(files).items()
                if not _covered(m, RUNTIME)}
@@ -303,7 +303,7 @@ def test_readme_links_exist():
 
 
 def test_readme_documents_every_setting():
-    code = "\n".join(p.read_text() for d in ("mnist_core", "ui", "pages") for p in (ROOT / d).glob("*.py"))
+    code = "\n".join(p.read_text() for d in ("mnist_core", "ui", "app_pages") for p in (ROOT / d).glob("*.py"))
     settings = set(re.findall(r"""environ(?:\.get)?[(\[]\s*["'](MNIST_[A-Z_]+)["']""", code))
     assert settings >= {"MNIST_DATA_DIR", "MNIST_RUNS_DIR", "MNIST_MAX_TRAININGS", "MNIST_OFFLINE"}
     section = README.split("## Settings", 1)[1].split("\n## ", 1)[0]

@@ -49,7 +49,7 @@ def render() -> None:
                    "10 classes, standard Keras layers only. It is loaded in safe mode, so files with custom "
                    "code (Lambda layers) are refused. Legacy `.h5` files are not accepted.")
         up = st.file_uploader("Model file", type=["keras"], max_upload_size=MAX_MB, key=_uploader_key())
-        st.text_input("Run name", key=f"{KEY}_name", max_chars=runs.MAX_NAME,
+        st.text_input("Name for the imported run", key=f"{KEY}_name", max_chars=runs.MAX_NAME,
                       placeholder=suggested_name(up.name) if up is not None else "defaults to the file name",
                       help="Letters, digits, - and _; it must not be taken by another run.")
         clicked = st.button("Import", key=f"{KEY}_go", icon=":material/upload:", disabled=up is None)

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from mnist_core import data as mdata
 from tests.conftest import ROOT
 
-PAGE = str(ROOT / "pages" / "dataset.py")
+PAGE = str(ROOT / "app_pages" / "dataset.py")
 
 
 @pytest.fixture
