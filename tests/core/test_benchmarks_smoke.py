@@ -75,6 +75,7 @@ def test_run_writes_flat_results(tmp_path, monkeypatch):
                            "train_overhead_ratio": 0.99},
         "time_to_accuracy": tta.summarise([(1, 10.0, 0.98)], [(1, 3.0, 0.99)]) | {"tta_fast_curve": [[3.0, 0.99]]},
         "predict_latency": {"predict_p50_ms": 2.0, "predict_p95_ms": 4.0, "model_predict_p50_ms": 60.0},
+        "classroom_load": {"classroom_p95_ms": 50.0, "classroom_errors": 0},
     }
     monkeypatch.setattr(bench_run, "run_part", lambda name, quick: (fake[name], None, 0.1))
     out = tmp_path / "results.json"
