@@ -127,9 +127,10 @@ def open_page(page, app_server: str, path: str = "") -> None:
 
 def wait_idle(page, timeout_ms: int = 60_000) -> None:
     """Wait for the app to be rendered and no script run to be in progress."""
-    # stApp carries the script state; wait until a run has happened and none is in progress.
+    # stApp carries the script state, but it also reads notRunning just after a (re)load, before the
+    # first run has started: so wait for something the script drew as well.
+    page.wait_for_selector("[data-testid='stMain'] [data-testid='stElementContainer']", timeout=timeout_ms)
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout_ms)
-    page.wait_for_selector("[data-testid='stMain']", timeout=timeout_ms)
     page.wait_for_timeout(300)
 
 

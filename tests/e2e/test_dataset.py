@@ -20,6 +20,7 @@ def test_dataset_page_shows_grid_and_charts(page, app_server):
     assert "Images 1–100 of 22,699" in text
 
     grid = page.locator(".st-key-ds_grid [data-testid='stPlotlyChart']")
+    grid.locator("image").first.wait_for()  # Plotly draws after the script run has ended
     assert grid.locator("image").count() == 1  # the whole grid is one picture...
     assert grid.locator(".scatterlayer .trace").last.locator(".point").count() == 100  # ...with 100 click targets
     for key in ("ds_big", "ds_classes", "ds_means", "ds_hist", "ds_pca"):
