@@ -8,7 +8,6 @@ from mnist_core.inference import ModelError, predict_one
 from mnist_core.preprocess import MAX_UPLOAD_BYTES, ImageError, load_image, preprocess
 from ui import draw_view, loaders, state
 
-PAGES = st.session_state.get("_pages", {})
 METHODS = {"MNIST-style": "mnist", "Naive resize": "naive"}
 STEP_TITLES = {"ink": "your digit (ink)", "cropped": "cropped to the ink", "fitted 20x20": "fitted in 20×20",
                "centred 28x28": "centred in 28×28 (model input)", "resized 28x28": "squashed to 28×28 (model input)"}
@@ -17,15 +16,10 @@ st.title("Draw")
 st.caption("Draw a digit and the current model reads it as you go; below, see what the network actually "
            "receives and which pixels and features its decision rests on.")
 
-run_name = state.current_run_name()
-if run_name is None:
-    st.warning("No trained model is available yet: train one first, then come back to draw.")
-    if "train" in PAGES:
-        st.page_link(PAGES["train"], label="Go to Train", icon=PAGES["train"].icon)
-    st.stop()
-info = next(r for r in state.usable_runs() if r.name == run_name)
+info = state.require_current_run("No trained model is available yet: train one first, then come back to draw.")
+run_name = info.name
 try:
-    model = loaders.model(state.current_run_dir())
+    model = loaders.model(info.path)
 except (ModelError, OSError) as e:
     st.error(f"The model of run **{run_name}** cannot be used: {e}")
     st.stop()

@@ -16,7 +16,6 @@ from mnist_core.inference import ModelError
 from ui import evaluation_view as ev
 from ui import loaders, state
 
-PAGES = st.session_state.get("_pages", {})
 PER_PAGE = 40  # images per gallery page
 CHART_KEY = "ev_cm_chart"
 SOURCE_NAMES = {"data_dir": "data dir", "keras": "Keras cache", "bundled": "sample"}
@@ -53,12 +52,7 @@ def _failed(err: Exception, name: str) -> None:
 
 st.title("Evaluate")
 
-run_dir = state.current_run_dir()
-if run_dir is None:
-    st.warning("No trained model yet: there is nothing to evaluate. Train one first.")
-    if "train" in PAGES:
-        st.page_link(PAGES["train"], label="Go to Train", icon=PAGES["train"].icon)
-    st.stop()
+run_dir = state.require_current_run("No trained model yet: there is nothing to evaluate. Train one first.").path
 name = run_dir.name
 
 try:

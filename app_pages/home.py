@@ -29,9 +29,9 @@ with col_data:
         st.error(f"The data could not be read: {e}")
 with col_model:
     st.subheader("Model")
-    name = state.current_run_name()
-    if name:
-        info = next(r for r in state.usable_runs() if r.name == name)
+    info = state.current_run()
+    if info:
+        name = info.name
         acc = f"{info.test_accuracy:.2%} test accuracy" if info.test_accuracy is not None else "not evaluated"
         st.metric(f"Current model: {name}", acc)
         st.caption(f"Preset `{info.preset}`, {info.params:,} parameters. Switch it in the sidebar.")

@@ -15,20 +15,39 @@ def usable_runs() -> list[runs.RunInfo]:
     return [r for r in infos if r.has_model and r.state in ("finished", "stopped")]
 
 
-def current_run_name() -> str | None:
-    """The chosen run if it still has a model; else the pretrained one; else any usable run."""
-    names = [r.name for r in usable_runs()]
+def current_run(usable: list[runs.RunInfo] | None = None) -> runs.RunInfo | None:
+    """The chosen run if it still has a model; else the pretrained one; else any usable run.
+    Pass `usable` when the caller has already listed the runs (each listing reads every run folder)."""
+    usable = usable_runs() if usable is None else usable
+    by_name = {r.name: r for r in usable}
     chosen = st.session_state.get(CURRENT_RUN)
-    if chosen in names:
-        return chosen
-    if runs.PRETRAINED in names:
-        return runs.PRETRAINED
-    return names[0] if names else None
+    if chosen in by_name:
+        return by_name[chosen]
+    if runs.PRETRAINED in by_name:
+        return by_name[runs.PRETRAINED]
+    return usable[0] if usable else None
+
+
+def current_run_name() -> str | None:
+    run = current_run()
+    return run.name if run else None
 
 
 def current_run_dir():
-    name = current_run_name()
-    return runs.runs_root() / name if name else None
+    run = current_run()
+    return run.path if run else None
+
+
+def require_current_run(message: str) -> runs.RunInfo:
+    """The current run, or (when no model exists yet) a warning with a link to Train, and stop."""
+    run = current_run()
+    if run is None:
+        st.warning(message)
+        pages = st.session_state.get("_pages", {})
+        if "train" in pages:
+            st.page_link(pages["train"], label="Go to Train", icon=pages["train"].icon)
+        st.stop()
+    return run
 
 
 def set_current_run(name: str) -> None:
