@@ -251,6 +251,10 @@ def _live_panel(name: str) -> None:
                 st.rerun()
             return
         view = training.read_view(run_dir)
+        if active_now and not view.active:
+            # The run just ended: redraw the whole page (static result, runs table, sidebar) before this
+            # fragment draws anything, so the result and its buttons are never on the page twice.
+            st.rerun()
         head, stop = st.columns([5, 1])
         head.markdown(f"#### {name} · {STATE_BADGES.get(view.state, view.state)}")
         if view.problem:
@@ -285,8 +289,6 @@ def _live_panel(name: str) -> None:
             st.plotly_chart(fig, key="tr_live_chart")
         elif view.state == "running":
             st.caption("The curves appear as the first batches are done.")
-        if active_now and not view.active:
-            st.rerun()  # the run just ended: redraw the whole page (static result, runs table, sidebar)
 
     with st.container(border=True):
         if active_now:
