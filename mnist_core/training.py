@@ -74,6 +74,10 @@ def get_strategy(devices: list[str] | None = None) -> Any:
     return tf.distribute.get_strategy()
 
 
+# Parallel calls for the pipeline's maps: enough to overlap with the training step on a small machine.
+_PARALLEL = max(2, min(4, os.cpu_count() or 2))
+
+
 def make_pipeline(x: np.ndarray, y: np.ndarray, config: TrainConfig, training: bool) -> Any:
     """tf.data over uint8 images: shuffle, batch, cast to [0, 1], optionally augment, prefetch."""
     import keras
@@ -90,7 +94,7 @@ def make_pipeline(x: np.ndarray, y: np.ndarray, config: TrainConfig, training: b
     def to_float(idx):
         return tf.cast(tf.gather(xs, idx), tf.float32)[..., None] / 255.0, tf.gather(ys, idx)
 
-    ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(to_float, num_parallel_calls=_PARALLEL)
     if training and config.augment:
         aug = keras.Sequential([
             keras.layers.RandomRotation(config.rotation_deg / 360.0, fill_mode="constant", seed=config.seed),
@@ -98,8 +102,14 @@ def make_pipeline(x: np.ndarray, y: np.ndarray, config: TrainConfig, training: b
                                            seed=config.seed + 1),
             keras.layers.RandomZoom(config.zoom_frac, fill_mode="constant", seed=config.seed + 2),
         ])
-        ds = ds.map(lambda xb, yb: (aug(xb, training=True), yb), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(lambda xb, yb: (aug(xb, training=True), yb), num_parallel_calls=_PARALLEL)
+    # No tf.data autotuning: its model thread is joined each time an iterator is destroyed (every epoch,
+    # for training and validation), and on these machines that join waited 5-20 s with the CPU idle
+    # now and then (seen in gdb: Model::OptimizeLoop on a timed wait). Fixed parallelism and a
+    # two-batch prefetch measured as fast as autotune's choice (benchmarks/README.md, overhead).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(2).with_options(options)
 
 
 def make_optimizer(config: TrainConfig) -> Any:

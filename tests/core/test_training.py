@@ -133,6 +133,17 @@ def test_pipeline_scales_and_augments(tiny):
     assert order.count(-1) > 16
 
 
+def test_pipeline_has_no_autotune_thread(tiny):
+    # tf.data's autotune model thread is joined whenever an iterator is destroyed (each epoch); on the
+    # project's machines that join stalled training for 5-20 s with the CPU idle (benchmarks/README.md).
+    cfg = preset_config("classic", limit=64, batch_size=32, augment=True)
+    x, y = tiny.x_train[:64], tiny.y_train[:64]
+    for training in (True, False):
+        ds = make_pipeline(x, y, cfg, training=training)
+        assert ds.options().autotune.enabled is False
+        assert sum(len(b[1]) for b in ds) == 64  # every image once per pass
+
+
 # --- learning-rate schedules (pure functions) ----------------------------------------------------
 def _curve(schedule: str, total: int = 1000) -> np.ndarray:
     cfg = TrainConfig(lr_schedule=schedule, learning_rate=0.01)
