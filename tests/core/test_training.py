@@ -11,7 +11,7 @@ import pytest
 
 from mnist_core import runs
 from mnist_core.config import TrainConfig, preset_config
-from mnist_core.training import lr_at, make_pipeline, split_data
+from mnist_core.training import augment_batch, lr_at, make_pipeline, split_data
 
 pytestmark = pytest.mark.slow
 
@@ -142,6 +142,52 @@ def test_pipeline_has_no_autotune_thread(tiny):
         ds = make_pipeline(x, y, cfg, training=training)
         assert ds.options().autotune.enabled is False
         assert sum(len(b[1]) for b in ds) == 64  # every image once per pass
+
+
+def _com(batch: np.ndarray) -> np.ndarray:
+    """Centre of mass (row, col) of each image of a (B, 28, 28, 1) batch."""
+    w = batch[..., 0]
+    r, c = np.mgrid[0:28, 0:28]
+    m = w.sum(axis=(1, 2))
+    return np.stack([(w * r).sum(axis=(1, 2)) / m, (w * c).sum(axis=(1, 2)) / m], axis=1)
+
+
+def test_augment_batch_moves_digits_within_the_configured_ranges(tiny):
+    import tensorflow as tf
+
+    x = tf.constant(tiny.x_train[:64].astype(np.float32)[..., None] / 255.0)
+    seed = tf.constant([3, 4], tf.int64)
+    # No ranges: the identity, exactly.
+    same = augment_batch(x, seed, 0.0, 0.0, 0.0).numpy()
+    np.testing.assert_allclose(same, x.numpy(), atol=1e-6)
+    # Shift only: the centre of mass moves by at most the range (2.8 px here), and does move.
+    shifted = augment_batch(x, seed, 0.0, 0.1, 0.0).numpy()
+    d = _com(shifted) - _com(x.numpy())
+    assert np.abs(d).max() <= 0.1 * 28 + 0.6 and np.abs(d).mean() > 0.3
+    np.testing.assert_allclose(shifted.sum(axis=(1, 2, 3)), x.numpy().sum(axis=(1, 2, 3)), rtol=0.1)
+    # Rotation only, about the centre: the digit stays put and keeps its ink.
+    rot = augment_batch(x, seed, 15.0, 0.0, 0.0).numpy()
+    assert np.abs(_com(rot) - _com(x.numpy())).max() < 2.5
+    assert not np.allclose(rot, x.numpy(), atol=1e-3)
+    np.testing.assert_allclose(rot.sum(axis=(1, 2, 3)), x.numpy().sum(axis=(1, 2, 3)), rtol=0.1)
+    # Zoom only: ink grows or shrinks with the scale, by at most the range (area ~ scale^2).
+    zoom = augment_batch(x, seed, 0.0, 0.0, 0.2).numpy()
+    ratio = zoom.sum(axis=(1, 2, 3)) / x.numpy().sum(axis=(1, 2, 3))
+    assert ratio.min() > 1 / 1.2**2 - 0.1 and ratio.max() < 1 / 0.8**2 + 0.1 and ratio.std() > 0.02
+    # Stateless: the same seed gives the same batch, another seed another.
+    np.testing.assert_array_equal(augment_batch(x, seed, 8.0, 0.08, 0.08).numpy(),
+                                  augment_batch(x, seed, 8.0, 0.08, 0.08).numpy())
+    assert not np.allclose(augment_batch(x, seed, 8.0, 0.08, 0.08).numpy(),
+                           augment_batch(x, tf.constant([5, 6], tf.int64), 8.0, 0.08, 0.08).numpy())
+
+
+def test_augmented_pipeline_is_reproducible_from_the_seed(tiny):
+    cfg = preset_config("fast", limit=64, batch_size=32)
+    x, y = tiny.x_train[:64], tiny.y_train[:64]
+    a = [b[0].numpy() for b in make_pipeline(x, y, cfg, training=True)]
+    b = [b[0].numpy() for b in make_pipeline(x, y, cfg, training=True)]
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_array_equal(u, v)
 
 
 # --- learning-rate schedules (pure functions) ----------------------------------------------------
