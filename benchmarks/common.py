@@ -181,6 +181,19 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def pss_mb(pid: int) -> float:
+    """Proportional set size of one process in MB (0 if it is gone): shared pages (TensorFlow's
+    libraries, mapped by both the server and the trainer) split between the processes that map them,
+    so summing PSS over processes counts each physical page once, unlike summing RSS."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
 def children(pid: int) -> list[int]:
     """All descendants of pid (from /proc/*/stat parent links)."""
     parent: dict[int, list[int]] = {}
@@ -209,20 +222,23 @@ def has_tensorflow(pid: int) -> bool:
 
 
 class RssSampler:
-    """Samples the summed RSS of some processes every `every_s` seconds in a thread; `peak_mb`."""
+    """Samples the summed RSS (`peak_mb`) and summed PSS (`peak_pss_mb`) of some processes every
+    `every_s` seconds in a thread."""
 
     def __init__(self, pids: Any, every_s: float = 0.2):
         self._pids = pids  # a callable returning the pids to sum, so new processes are picked up
         self.every_s = every_s
         self.peak_mb = 0.0
+        self.peak_pss_mb = 0.0
         self.samples = 0
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            total = sum(rss_mb(p) for p in set(self._pids()))
-            self.peak_mb = max(self.peak_mb, total)
+            pids = set(self._pids())
+            self.peak_mb = max(self.peak_mb, sum(rss_mb(p) for p in pids))
+            self.peak_pss_mb = max(self.peak_pss_mb, sum(pss_mb(p) for p in pids))
             self.samples += 1
             self._stop.wait(self.every_s)
 

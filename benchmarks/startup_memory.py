@@ -8,7 +8,9 @@
 3. The Draw page loads the current model (the pretrained one, copied into the runs folder; without it,
    a tiny run trained here) -> server RSS `rss_serving_mb`, and whether a model really got loaded.
 4. One training (the trainer process the Train page starts) with the Train page open: summed RSS of the
-   server and the trainer, sampled every 0.2 s -> `rss_training_peak_mb`.
+   server and the trainer, sampled every 0.2 s -> `rss_training_peak_mb`; and their summed PSS ->
+   `pss_training_peak_mb`, the physical memory the pair really holds (summed RSS counts the ~390 MB of
+   TensorFlow library pages both processes map twice).
 
     python benchmarks/startup_memory.py [--quick] [--json]
 """
@@ -119,6 +121,7 @@ def run(quick: bool = False, log: Any = print) -> dict[str, Any]:
                 while trainer.poll() is None:
                     page.wait_for_timeout(200)
             out["rss_training_peak_mb"] = round(s.peak_mb, 1)
+            out["pss_training_peak_mb"] = round(s.peak_pss_mb, 1)  # shared library pages counted once
             out["rss_training_samples"] = s.samples
             out["rss_training_ok"] = trainer.returncode == 0
         finally:

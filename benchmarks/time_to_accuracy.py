@@ -105,23 +105,52 @@ def subset(ds: Any, n_train: int | None, n_test: int | None) -> Any:
     return Dataset(ds.x_train[tr], ds.y_train[tr], ds.x_test[te], ds.y_test[te], src)
 
 
+ISSUE_EXAMPLE_ACC = 0.9866  # the example's test accuracy on this data as the issue quotes it
+
+
+def steady_wall(records: list[tuple[int, float, float]]) -> tuple[float, int]:
+    """(wall time with stalled epochs replaced by the median epoch, how many epochs stalled).
+
+    Keras's `model.fit` on arrays (the example) builds a `tf.data` pipeline with autotuning, whose model
+    thread now and then holds up an epoch's end for seconds with the CPU idle (benchmarks/README.md). The
+    example's measured wall time then flatters the `fast` preset, whose pipeline avoids that; the fraction
+    against this steady wall is the conservative one."""
+    ends = [r[1] for r in records]
+    secs = np.diff([0.0, *ends])
+    if len(secs) < 3:
+        return ends[-1], 0
+    med = float(np.median(secs[1:]))
+    stalled = secs[1:] > 1.5 * med
+    return float(secs[0] + np.where(stalled, med, secs[1:]).sum()), int(stalled.sum())
+
+
 def summarise(ex: list[tuple[int, float, float]], fast: list[tuple[int, float, float]]) -> dict[str, Any]:
     ex_acc, ex_wall = ex[-1][2], ex[-1][1]
+    ex_steady, ex_stalls = steady_wall(ex)
     beat = next((s for _, s, a in fast if a > ex_acc), None)
+    beat_issue = next((s for _, s, a in fast if a > ISSUE_EXAMPLE_ACC), None)
     within = [r for r in fast if r[1] <= ex_wall] or fast[:1]
+    within_steady = [r for r in fast if r[1] <= ex_steady] or fast[:1]
+    frac = lambda t, wall: round(t / wall, 3) if t is not None else None  # noqa: E731
     return {
         "example_test_acc": ex_acc, "example_wall_s": round(ex_wall, 2),
+        "example_wall_s_steady": round(ex_steady, 2), "example_stalled_epochs": ex_stalls,
         "fast_test_acc": within[-1][2],  # the last fast epoch that ended within the example's wall time
+        "fast_test_acc_within_steady_wall": within_steady[-1][2],
         "fast_wall_s": round(fast[-1][1], 2), "fast_final_test_acc": fast[-1][2],
         "fast_epochs": len(fast), "fast_epochs_within_example_wall": len(within) if within[-1][1] <= ex_wall else 0,
         # None when fast never beat the example (reported, never invented)
         "fast_s_to_beat_example": round(beat, 2) if beat is not None else None,
-        "fast_beat_fraction_of_example_wall": round(beat / ex_wall, 3) if beat is not None else None,
+        "fast_beat_fraction_of_example_wall": frac(beat, ex_wall),
+        "fast_beat_fraction_of_example_steady_wall": frac(beat, ex_steady),
+        "fast_s_to_beat_9866": round(beat_issue, 2) if beat_issue is not None else None,
+        "fast_beat_9866_fraction_of_example_wall": frac(beat_issue, ex_wall),
         "fast_best_test_acc": max(a for _, _, a in fast),
     }
 
 
-TARGETS = {"fast_beat_fraction_of_example_wall": "<= 0.333", "fast_test_acc": ">= 0.993 (full mode)"}
+TARGETS = {"fast_beat_fraction_of_example_wall": "<= 0.333", "fast_beat_fraction_of_example_steady_wall": "<= 0.333",
+           "fast_test_acc": ">= 0.993 (full mode)", "fast_test_acc_within_steady_wall": ">= 0.993 (full mode)"}
 
 
 def run(quick: bool = False, log: Any = print) -> dict[str, Any]:

@@ -33,7 +33,8 @@ def test_common_helpers():
         import time
 
         time.sleep(0.1)
-    assert s.samples >= 2 and s.peak_mb > 100
+    assert s.samples >= 2 and s.peak_mb > 100 and 100 < s.peak_pss_mb <= s.peak_mb + 1
+    assert 0 < common.pss_mb(os.getpid()) <= common.rss_mb(os.getpid()) + 1
     assert isinstance(common.has_tensorflow(os.getpid()), bool)
 
 
@@ -48,6 +49,20 @@ def test_time_to_accuracy_summary():
     assert s["fast_final_test_acc"] == 0.995 and s["fast_wall_s"] == 32.0
     never = tta.summarise(ex, [(1, 5.0, 0.9)])
     assert never["fast_s_to_beat_example"] is None  # not reached is reported, not invented
+    assert s["example_stalled_epochs"] == 0 and s["example_wall_s_steady"] == 30.0
+
+
+def test_time_to_accuracy_discounts_stalled_example_epochs():
+    # Epoch 3 of the example took 30 s instead of ~10 (a stall): the steady wall counts it as 10 s, and
+    # the fractions against it are the larger, conservative ones.
+    ex = [(1, 12.0, 0.97), (2, 22.0, 0.98), (3, 52.0, 0.983), (4, 62.0, 0.984), (5, 72.0, 0.985)]
+    fast = [(1, 8.0, 0.98), (2, 16.0, 0.9867), (3, 24.0, 0.99), (4, 55.0, 0.993), (5, 70.0, 0.994)]
+    s = tta.summarise(ex, fast)
+    assert s["example_stalled_epochs"] == 1 and s["example_wall_s_steady"] == pytest.approx(52.0)
+    assert s["fast_beat_fraction_of_example_wall"] == pytest.approx(16 / 72, abs=1e-3)
+    assert s["fast_beat_fraction_of_example_steady_wall"] == pytest.approx(16 / 52, abs=1e-3)
+    assert s["fast_test_acc"] == 0.994 and s["fast_test_acc_within_steady_wall"] == 0.99
+    assert s["fast_s_to_beat_9866"] == 16.0  # the 98.66 %
 
 
 def test_example_model_matches_keras_example(mnist):
@@ -63,8 +78,9 @@ def test_plain_fit_tiny(data_dir):
     cfg = train_overhead.bench_config(limit=300, epochs=1)
     r = train_overhead.plain_fit(cfg.to_json(), str(data_dir))
     assert r["n_fit"] == 270 and len(r["seconds"]) == 1 and r["seconds"][0] > 0
-    steady, first = train_overhead._ips({"seconds": [2.0, 1.0, 1.0], "n_fit": 100})
-    assert steady == 100.0 and first == 50.0
+    steady, first = train_overhead._ips({"seconds": [2.0, 1.0, 1.0, 9.0], "n_fit": 100})
+    assert steady == 100.0 and first == 50.0  # the median steady epoch: a stalled one does not count
+    assert train_overhead._steady([{"seconds": [2.0, 1.0, 1.1]}, {"seconds": [3.0, 0.9]}]) == [1.0, 1.1, 0.9]
 
 
 def test_run_writes_flat_results(tmp_path, monkeypatch):
