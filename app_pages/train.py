@@ -281,6 +281,12 @@ def _live_panel(name: str) -> None:
             stop.button("Close", key="tr_close", on_click=_watch, args=(None,),
                         help="Stop showing this run here (it stays in the runs table).")
             _draw_result(view)
+
+    def chart() -> None:
+        if not (run_dir / "status.json").exists():
+            return
+        view = training.read_view(run_dir)
+        pts = _points_for(name)
         # The running curve is kept for a finished run only if this session saw a good part of it.
         batch_points = pts.points if view.active or len(pts.points) >= 10 else []
         if view.history or batch_points:
@@ -292,12 +298,17 @@ def _live_panel(name: str) -> None:
 
     with st.container(border=True):
         if active_now:
-            # Polls (re-reads the folder) only while something is in progress.
+            # Polls (re-reads the folder) only while something is in progress. The progress bars every
+            # 1.5 s; the curves every 4 s, because redrawing the Plotly chart is the costly part of a
+            # poll (server + browser took ~30 % of a core at 1.5 s, on the 2 cores the trainer uses;
+            # benchmarks/README.md, overhead).
             st.fragment(panel, run_every=1.5)()
+            st.fragment(chart, run_every=4)()
         else:
             # A finished run is drawn once, outside any fragment, so its buttons rerun the whole app
             # ("Use as current model" must redraw the sidebar).
             panel()
+            chart()
 
 
 def _other_active(infos: list[runs.RunInfo], watching: str | None) -> None:
@@ -493,8 +504,8 @@ if broken:
         st.warning(f"**{n}** cannot be read: {problem}")
 if infos:
     if training.active_runs(infos):
-        # Statuses and epochs change while something trains: refresh the table (cheaply, every 3 s).
-        st.fragment(_live_runs_table, run_every=3)()
+        # Statuses and epochs change while something trains: refresh the table (every 5 s).
+        st.fragment(_live_runs_table, run_every=5)()
     else:
         _runs_table(infos)
     _compare(infos)
