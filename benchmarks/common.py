@@ -170,28 +170,27 @@ def wait_idle(page: Any, timeout_ms: int = 90_000) -> None:
 
 
 # --- memory ---------------------------------------------------------------------------------------
-def rss_mb(pid: int) -> float:
-    """Resident set size of one process in MB (0 if it is gone)."""
+def _proc_kb_field_mb(path: str, field: str) -> float:
+    """A "Field:   123 kB" line of a /proc file, in MB (0 if the process is gone)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except (OSError, ValueError):
         pass
     return 0.0
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of one process in MB (0 if it is gone)."""
+    return _proc_kb_field_mb(f"/proc/{pid}/status", "VmRSS:")
 
 
 def pss_mb(pid: int) -> float:
     """Proportional set size of one process in MB (0 if it is gone): shared pages (TensorFlow's
     libraries, mapped by both the server and the trainer) split between the processes that map them,
     so summing PSS over processes counts each physical page once, unlike summing RSS."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        pass
-    return 0.0
+    return _proc_kb_field_mb(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 def children(pid: int) -> list[int]:
