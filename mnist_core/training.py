@@ -268,9 +268,9 @@ def train(config: TrainConfig, run_dir: Path | None, dataset: Dataset, *,
         if run_dir is not None:
             runs.save_model_atomic(model, run_dir)
         t1 = time.perf_counter()
-        # Batches of 250, not 1000: the first conv's activations for 1000 images cost ~160 MB more peak
-        # RSS in the trainer (measured; benchmarks/README.md, memory).
-        proba = predict_proba(model, dataset.x_test, batch_size=250)
+        # Small batches: the first conv's activations for 1000 images cost ~160 MB more peak RSS in the
+        # trainer than 250, and 64 ~15 MB less than 250, for ~0.3 s more (benchmarks/README.md, memory).
+        proba = predict_proba(model, dataset.x_test, batch_size=64)
         result = evaluate_predictions(dataset.y_test, proba)
         metrics = {
             "test_accuracy": result.accuracy, "test_loss": result.loss, "mistakes": result.n_mistakes,
