@@ -235,7 +235,8 @@ def _live_panel(name: str) -> None:
 
     active_now = is_active()
 
-    def panel() -> None:
+    def panel() -> training.RunView | None:
+        """The run's header, progress or result; returns what it read (None before the folder exists)."""
         if not (run_dir / "status.json").exists():
             code = training.launch_failed(name)
             if code is not None:
@@ -249,7 +250,7 @@ def _live_panel(name: str) -> None:
                 st.button("Close", key="tr_close", on_click=_watch, args=(None,))
             if active_now and not is_active():
                 st.rerun()
-            return
+            return None
         view = training.read_view(run_dir)
         if active_now and not view.active:
             # The run just ended: redraw the whole page (static result, runs table, sidebar) before this
@@ -281,11 +282,13 @@ def _live_panel(name: str) -> None:
             stop.button("Close", key="tr_close", on_click=_watch, args=(None,),
                         help="Stop showing this run here (it stays in the runs table).")
             _draw_result(view)
+        return view
 
-    def chart() -> None:
-        if not (run_dir / "status.json").exists():
-            return
-        view = training.read_view(run_dir)
+    def chart(view: training.RunView | None = None) -> None:
+        if view is None:  # polling: read the folder afresh
+            if not (run_dir / "status.json").exists():
+                return
+            view = training.read_view(run_dir)
         pts = _points_for(name)
         # The running curve is kept for a finished run only if this session saw a good part of it.
         batch_points = pts.points if view.active or len(pts.points) >= 10 else []
@@ -300,15 +303,16 @@ def _live_panel(name: str) -> None:
         if active_now:
             # Polls (re-reads the folder) only while something is in progress. The progress bars every
             # 1.5 s; the curves every 4 s, because redrawing the Plotly chart is the costly part of a
-            # poll (server + browser took ~30 % of a core at 1.5 s, on the 2 cores the trainer uses;
+            # poll (server + browser took 33-50 % of a core at 1.5 s, on the 2 cores the trainer uses;
             # benchmarks/README.md, overhead).
             st.fragment(panel, run_every=1.5)()
             st.fragment(chart, run_every=4)()
         else:
             # A finished run is drawn once, outside any fragment, so its buttons rerun the whole app
             # ("Use as current model" must redraw the sidebar).
-            panel()
-            chart()
+            view = panel()
+            if view is not None:
+                chart(view)
 
 
 def _other_active(infos: list[runs.RunInfo], watching: str | None) -> None:

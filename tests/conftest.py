@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MNIST_OFFLINE", "1")  # tests never try the network
 
-from mnist_core.data import Dataset, DataSource, load_mnist  # noqa: E402
+from mnist_core.data import IDX_NAMES, Dataset, DataSource, load_mnist, write_idx  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "mnist"
 
@@ -37,6 +37,16 @@ def take(ds: Dataset, n_train: int, n_test: int) -> Dataset:
     """The first n images of each split (real MNIST, tiny)."""
     src = DataSource(ds.source.name, ds.source.path + f"[:{n_train}/{n_test}]", n_train, n_test)
     return Dataset(ds.x_train[:n_train], ds.y_train[:n_train], ds.x_test[:n_test], ds.y_test[:n_test], src)
+
+
+def write_idx_folder(ds: Dataset, folder: Path) -> Path:
+    """`ds` written as a data directory of the four uncompressed IDX files (created if missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {"train_images": ds.x_train, "train_labels": ds.y_train, "test_images": ds.x_test,
+              "test_labels": ds.y_test}
+    for key, stem in IDX_NAMES.items():
+        write_idx(folder / stem, arrays[key].astype(np.uint8))
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -17,12 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from mnist_core import data, runs
 from mnist_core.config import preset_config
-from tests.conftest import take
+from tests.conftest import take, write_idx_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -123,12 +122,8 @@ def test_sigkill_mid_epoch(runs_root, data_dir, tmp_path):
 def test_data_broken_while_queued_fails_the_run_and_frees_the_slot(runs_root, mnist, tmp_path):
     """The data folder is fine when the training is queued and found corrupt when its turn comes:
     a real failure inside the trainer, reported in the run's status."""
-    d = tmp_path / "mnist"
-    d.mkdir()
     small = take(mnist, 600, 200)
-    for stem, arr in (("train-images-idx3-ubyte", small.x_train), ("train-labels-idx1-ubyte", small.y_train),
-                      ("t10k-images-idx3-ubyte", small.x_test), ("t10k-labels-idx1-ubyte", small.y_test)):
-        data.write_idx(d / stem, arr.astype(np.uint8))
+    d = write_idx_folder(small, tmp_path / "mnist")
     log = tmp_path / "queued.log"
     slot = hold_slot(runs_root)
     p = trainer(runs_root, d, "queued", log)

@@ -15,12 +15,11 @@ import sys
 import threading
 import time
 
-import numpy as np
 import pytest
 
-from mnist_core import data, runs
+from mnist_core import runs
 
-from ..conftest import take
+from ..conftest import take, write_idx_folder
 from .conftest import ROOT, no_exception, wait_idle
 from .test_draw import CANVAS, canvas_origin, stroke
 
@@ -37,12 +36,7 @@ def test_ten_sessions_while_four_trainings_share_one_slot(browser, app_server, e
     if not (ROOT / "models" / "pretrained" / "model.keras").exists():
         pytest.skip("models/pretrained/model.keras is not there yet: nothing to draw or evaluate with")
     t0 = time.time()
-    d = tmp_path / "mnist"
-    d.mkdir()
-    small = take(mnist, 3000, 200)
-    for stem, arr in (("train-images-idx3-ubyte", small.x_train), ("train-labels-idx1-ubyte", small.y_train),
-                      ("t10k-images-idx3-ubyte", small.x_test), ("t10k-labels-idx1-ubyte", small.y_test)):
-        data.write_idx(d / stem, arr.astype(np.uint8))
+    d = write_idx_folder(take(mnist, 3000, 200), tmp_path / "mnist")
     env = {**os.environ, "MNIST_RUNS_DIR": str(e2e_runs_root), "MNIST_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
            "MNIST_MAX_TRAININGS": "1"}
     names = [f"class-{i}" for i in range(4)]
