@@ -5,7 +5,7 @@ old-style page directory and, on a fresh server, run a deep link such as /draw w
 
 import streamlit as st
 
-from ui import sidebar
+from ui import sidebar, state
 
 st.set_page_config(page_title="mnist-studio", page_icon=":material/draw:", layout="wide")
 
@@ -20,5 +20,6 @@ PAGES = {
 st.session_state["_pages"] = PAGES  # so pages can st.page_link to each other without re-declaring them
 
 page = st.navigation(list(PAGES.values()))
+state.refresh()  # the one listing of the runs folder for this script run (sidebar and page share it)
 sidebar.render()
 page.run()

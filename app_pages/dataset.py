@@ -12,7 +12,7 @@ import streamlit as st
 from mnist_core import plots
 from mnist_core.data import DataError
 from ui import dataset_view as dv
-from ui import loaders
+from ui import jobs, loaders
 
 SPLIT_NAMES = {"train": "training", "test": "test"}
 GRID_SIZES = {5: "5 × 5", 10: "10 × 10", 15: "15 × 15"}
@@ -217,28 +217,28 @@ with m_left:
 with m_right:
     args = (key, emb_split, int(emb_n), int(emb_seed), int(perplexity))
     job = dv.tsne_job(*args)
-    if job is not None and job.done and job.coords is not None:
-        st.plotly_chart(plots.embedding_scatter(job.coords, y_emb[emb_idx], emb_idx,
+    if job is not None and job.succeeded:
+        st.plotly_chart(plots.embedding_scatter(job.result, y_emb[emb_idx], emb_idx,
                                                 title=f"t-SNE of the same {len(emb_idx):,} images "
                                                       f"(perplexity {perplexity})"),
                         key="ds_tsne", on_select=lambda: _pick_points("ds_tsne"))
-        st.caption(f"Computed in {job.finished - job.started:.0f} s; kept for the next visit.")
+        st.caption(f"Computed in {job.elapsed:.0f} s; kept for the next visit.")
     elif job is not None and not job.done:
         @st.fragment(run_every=1.0)
         def _tsne_progress() -> None:
             if job.done:
                 st.rerun()  # redraw the whole page with the finished map
-            st.progress(job.fraction, text=job.describe())
+            st.progress(job.progress, text=dv.describe_tsne(job))
             if st.button("Cancel", key="ds_tsne_cancel"):
-                job.cancel = True
+                job.cancel()
 
         st.markdown("#### t-SNE")
         _tsne_progress()
     else:
         st.markdown("#### t-SNE")
-        if job is not None and job.error:
-            st.warning("The last t-SNE run was cancelled." if job.error == "cancelled"
-                       else f"t-SNE failed: {job.error}")
+        if job is not None and job.error is not None:
+            st.warning("The last t-SNE run was cancelled." if isinstance(job.error, jobs.Cancelled)
+                       else f"t-SNE failed: {type(job.error).__name__}: {job.error}")
         st.info(f"t-SNE takes from a few seconds to a minute or more for {int(emb_n):,} points. It runs in the "
                 "background: the rest of the page stays usable, and the result is kept for the next visit.")
         st.button("Compute t-SNE", key="ds_tsne_go", type="primary", icon=":material/scatter_plot:",

@@ -91,30 +91,31 @@ def _run_plain(cfg: Any, data: Path, runs_dir: Path) -> dict[str, Any]:
 
 
 def _run_app(cfg: Any, data: Path, runs_dir: Path, server: common.Server, page: Any, name: str) -> dict[str, Any]:
-    from mnist_core import runs
+    from mnist_core import runs, scheduler
 
-    run_dir = runs_dir / name
-    # As ui/training.launch does: the config in a file, the run folder and data directory as arguments.
-    cfg_path = runs_dir.parent / f"{name}.config.json"
-    cfg_path.write_text(cfg.to_json())
-    cmd = [sys.executable, "-m", "mnist_core", "train", "--config", str(cfg_path), "--run-dir", str(run_dir),
-           "--data-dir", str(data)]
-    proc = subprocess.Popen(cmd, cwd=common.ROOT, env=common.env_for(runs_dir, data), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    # Reattach the open Train page once the run folder exists, as the page does after Start.
-    deadline = time.time() + 60
-    while not (run_dir / "status.json").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.1)
+    # As the Train page does: a queued record that the scheduler starts (supervisor + trainer processes).
+    env = common.env_for(runs_dir, data)
+    old_env = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        run_dir = scheduler.submit(cfg, name, root=runs_dir, data_dir=str(data))
+    finally:
+        for k, v in old_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    # Reattach the open Train page, as the page does after Start.
     page.goto(f"{server.url}/train")
     # Keep the browser connected while training: the page's own polling (st.fragment(run_every=...))
     # goes on by itself as long as the tab is open.
-    while proc.poll() is None:
+    while runs.read_status(run_dir)["state"] in runs.ACTIVE:
         page.wait_for_timeout(500)
-    log = proc.stdout.read() if proc.stdout else ""
-    if proc.returncode != 0:
-        raise RuntimeError(f"trainer failed ({proc.returncode}): {log[-2000:]}")
+    status = runs.read_status(run_dir)
+    if status["state"] != "finished":
+        raise RuntimeError(f"trainer {status['state']}: {status.get('error')}: {runs.log_tail(run_dir)[-2000:]}")
     hist = runs.read_history(run_dir)
-    metrics = runs.read_json(run_dir / "metrics.json")
+    metrics = runs.read_metrics(run_dir)
     return {"seconds": [float(r["seconds"]) for r in hist], "n_fit": int(metrics["n_train"]),
             "train_seconds": metrics["train_seconds"]}
 

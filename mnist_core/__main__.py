@@ -1,8 +1,9 @@
 """The command line: `python -m mnist_core {train,evaluate,predict,runs,info} --help`.
 
-`train` is also what the Train page starts as its own process: it creates the run folder, waits for a
-training slot (queued), trains, and writes everything there. Ctrl-C or SIGTERM stops it cleanly after
-the current batch and the run is saved as `stopped` with the model so far.
+`train` creates the run folder, waits for a training slot in the same queue as the app's trainings
+(scheduler.py), trains, and writes everything there. Ctrl-C or SIGTERM stops it cleanly after the
+current batch and the run is saved as `stopped` with the model so far. `supervise` and `_train` are
+what the scheduler starts for a training queued from the app.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import signal
 import sys
 from pathlib import Path
 
-from . import runs
-from .config import ConfigError, TrainConfig, preset_config
+from . import runs, scheduler
+from .config import OPTIMIZERS, PRESET_NAMES, SCHEDULES, ConfigError, TrainConfig, preset_config
 from .data import DataError, describe_source, load_mnist
 
 
@@ -58,6 +59,48 @@ def _progress_printer(tty: bool):
     return on_batch, on_epoch
 
 
+def _train_here(run: runs.RunFolder, cfg: TrainConfig, data_dir: str | None) -> int:
+    """Train an existing run folder in this process (a slot is already held); the exit code."""
+    try:
+        dataset = load_mnist(data_dir)
+    except DataError as e:
+        runs.set_status(run, "failed", error=str(e), pid=None)
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"data: {dataset.source.describe()}", flush=True)
+    from .training import train
+
+    on_batch, on_epoch = _progress_printer(sys.stderr.isatty())
+    try:
+        metrics = train(cfg, run.path, dataset, on_batch=on_batch, on_epoch=on_epoch)
+    except ConfigError as e:
+        print(f"error: invalid setting {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return 130
+    except OSError as e:  # a full disk, a vanished runs folder: train() has recorded it in the status
+        print(f"error: training failed: {e.strerror or e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        print(f"error: training failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    state = runs.read_status(run)["state"]
+    print(f"{state}: test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f}, "
+          f"{metrics['train_seconds']:.1f}s, {metrics['images_per_s']:.0f} images/s", flush=True)
+    return 0
+
+
+def _stop_on_signals(run: runs.RunFolder) -> None:
+    def on_signal(signum, frame):  # stop after the current batch, or leave the queue
+        runs.request_stop(run)
+        from . import training
+        training.request_stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     try:
         cfg = _config_from_args(a)
@@ -78,48 +121,58 @@ def cmd_train(a: argparse.Namespace) -> int:
     else:
         root, name = runs.runs_root(), a.name or runs.default_run_name(cfg.arch.preset)
     try:
-        run_dir = runs.create_run(cfg, name, root=root, data_dir=a.data_dir)
+        scheduler.check_limits(None, root)
+        # This process waits for its slot itself (pid): dispatchers leave the record to it.
+        run = runs.folder(runs.create_run(cfg, name, root=root, data_dir=a.data_dir, pid=os.getpid()))
     except runs.RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"run folder: {run_dir}", flush=True)
+    except OSError as e:
+        print(f"error: cannot create the run folder: {e.strerror or e}", file=sys.stderr)
+        return 1
+    print(f"run folder: {run.path}", flush=True)
+    _stop_on_signals(run)
+    shown: list[int] = []
 
-    def on_signal(signum, frame):  # stop after the current batch, or leave the queue
-        runs.request_stop(run_dir)
-        from . import training
-        training.request_stop()
+    def on_wait(pos: int) -> None:  # say so once per place in line, not once per poll
+        if not shown or shown[-1] != pos:
+            shown.append(pos)
+            print(f"queued: waiting for a training slot (number {pos + 1} in line)", flush=True)
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     try:
-        with runs.training_slot(run_dir, on_wait=lambda pos: None):
-            try:
-                dataset = load_mnist(a.data_dir)
-            except DataError as e:
-                runs.set_status(run_dir, "failed", error=str(e), pid=None)
-                print(f"error: {e}", file=sys.stderr)
-                return 1
-            print(f"data: {dataset.source.describe()}", flush=True)
-            from .training import train
-
-            on_batch, on_epoch = _progress_printer(sys.stderr.isatty())
-            try:
-                metrics = train(cfg, run_dir, dataset, on_batch=on_batch, on_epoch=on_epoch)
-            except ConfigError as e:
-                print(f"error: invalid setting {e}", file=sys.stderr)
-                return 2
+        with scheduler.training_slot(run, on_wait=on_wait):
+            return _train_here(run, cfg, a.data_dir)
     except KeyboardInterrupt:
-        if runs.read_status(run_dir).get("state") == "queued":
-            runs.set_status(run_dir, "stopped", error="cancelled before training started", pid=None)
+        if runs.read_status(run).get("state") == "queued":
+            runs.set_status(run, "stopped", error="cancelled before training started", pid=None)
         print("stopped", file=sys.stderr)
         return 130
-    except Exception as e:
-        print(f"error: training failed: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-    state = runs.read_status(run_dir)["state"]
-    print(f"{state}: test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f}, "
-          f"{metrics['train_seconds']:.1f}s, {metrics['images_per_s']:.0f} images/s", flush=True)
-    return 0
+    finally:
+        try:
+            scheduler.dispatch(root)  # the next queued run may start now
+        except OSError:
+            pass
+
+
+def cmd_train_queued(a: argparse.Namespace) -> int:
+    """`_train RUN`: what a supervisor starts once it holds a slot for a queued run (see scheduler.py)."""
+    run = runs.folder(a.run_dir)
+    _stop_on_signals(run)
+    try:
+        cfg = runs.load_config(run)
+        data_dir = runs.read_status(run).get("data_dir")
+    except runs.RunError as e:
+        runs.set_status(run, "failed", error=str(e), pid=None)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if runs.stop_requested(run):
+        runs.set_status(run, "stopped", error="cancelled before training started", pid=None)
+        return 130
+    return _train_here(run, cfg, data_dir)
+
+
+def cmd_supervise(a: argparse.Namespace) -> int:
+    return 0 if scheduler.supervise(Path(a.run_dir)) in (0, 130) else 1
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
@@ -154,7 +207,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
     from .preprocess import ImageError, load_image, preprocess
 
     try:
-        model = load_model(Path(a.run_dir) / "model.keras")
+        model = load_model(runs.folder(a.run_dir).model)
     except ModelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -185,20 +238,22 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
 def cmd_runs(a: argparse.Namespace) -> int:
     root = Path(a.root) if a.root else None
-    infos, broken = runs.list_runs(root)
+    listed = runs.list_runs(root)
+    infos = [r for r in listed if r.damaged is None]
+    damaged = [r for r in listed if r.damaged is not None]
     if a.json:
         print(json.dumps({"runs": [{"name": r.name, "status": r.state, "preset": r.preset, "params": r.params,
                                     "epochs": r.epochs, "epochs_done": r.epochs_done,
                                     "val_accuracy": r.val_accuracy, "test_accuracy": r.test_accuracy,
                                     "train_seconds": r.train_seconds, "error": r.error} for r in infos],
-                          "broken": [{"name": n, "error": e} for n, e in broken]}))
+                          "broken": [{"name": r.name, "error": r.damaged} for r in damaged]}))
         return 0
     print(f"{'name':<32} {'status':<9} {'preset':<10} {'params':>8} {'test acc':>9}")
     for r in infos:
         acc = f"{r.test_accuracy:.4f}" if r.test_accuracy is not None else "-"
         print(f"{r.name:<32} {r.state:<9} {r.preset:<10} {r.params or 0:>8,} {acc:>9}")
-    for n, e in broken:
-        print(f"{n:<32} broken: {e}")
+    for r in damaged:
+        print(f"{r.name:<32} damaged: {r.damaged}")
     return 0
 
 
@@ -209,7 +264,7 @@ def cmd_info(a: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(src.describe())
-    print(f"runs folder: {runs.runs_root()}   training slots: {runs.max_trainings()}")
+    print(f"runs folder: {runs.runs_root()}   training slots: {scheduler.max_trainings()}")
     return 0
 
 
@@ -218,13 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a model into a run folder")
-    t.add_argument("--preset", default="classic", choices=["classic", "batchnorm", "mlp", "fast", "custom"])
+    t.add_argument("--preset", default="classic", choices=PRESET_NAMES)
     t.add_argument("--config", help="a config.json path or JSON text (overrides --preset)")
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float, help="learning rate")
-    t.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop"])
-    t.add_argument("--schedule", choices=["constant", "cosine", "step", "onecycle"])
+    t.add_argument("--optimizer", choices=OPTIMIZERS)
+    t.add_argument("--schedule", choices=SCHEDULES)
     t.add_argument("--val-split", type=float)
     t.add_argument("--limit", type=int, help="train on this many images only")
     t.add_argument("--seed", type=int)
@@ -252,6 +307,14 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--root", help="runs folder (default: MNIST_RUNS_DIR or models/)")
     r.add_argument("--json", action="store_true")
     r.set_defaults(fn=cmd_runs)
+
+    # Internal: started by the scheduler (see scheduler.py), not meant to be typed.
+    q = sub.add_parser("_train", help=argparse.SUPPRESS)
+    q.add_argument("run_dir")
+    q.set_defaults(fn=cmd_train_queued)
+    sv = sub.add_parser("supervise", help=argparse.SUPPRESS)
+    sv.add_argument("run_dir")
+    sv.set_defaults(fn=cmd_supervise)
 
     i = sub.add_parser("info", help="which data source would be used")
     i.add_argument("--data-dir")

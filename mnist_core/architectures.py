@@ -1,25 +1,30 @@
-"""Network architectures: the presets and the custom builder, from an `ArchConfig`.
+"""Network architectures as plain layer specs, and the Keras model built from them.
 
-Every architecture is first written as a plain list of layer specs (`layer_specs`), and only then
-turned into Keras layers (`build_model`). The spec list is the single source of truth: it gives the
-parameter count and a layer table (`summary_rows`) without importing TensorFlow, so the Train page can
-show a model's size instantly, and a test checks that count against Keras's own `count_params`.
+A network is a list of `Spec`s, input to output, the 10-way softmax included. The list is the single
+source of truth: `summary_rows` gives the output shape and parameter count of every layer without
+importing TensorFlow (so the Train page shows a model's size instantly, and a test checks it against
+Keras's own `count_params`), `build_model` turns the same list into Keras layers, and the list is saved
+in every run's `config.json`, so a run can be rebuilt even after a preset has been retuned. The presets
+(fixed lists) live in `presets.py`; `custom_layers` is the builder behind the "custom" preset.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .config import ArchConfig
+if TYPE_CHECKING:  # config imports this module; the builder only needs `arch.layers`
+    from .config import ArchConfig
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
+KINDS = ("conv", "bn", "relu", "pool", "dropout", "flatten", "gap", "dense")
 
 
 @dataclass(frozen=True)
 class Spec:
-    kind: str  # conv | bn | relu | pool | dropout | flatten | gap | dense
+    kind: str  # one of KINDS
     units: int = 0  # filters for conv, units for dense
     kernel: int = 0
     stride: int = 1  # conv only
@@ -29,125 +34,41 @@ class Spec:
     name: str = ""
     momentum: float = 0.99  # bn only: moving-statistics momentum (Keras default)
 
-
-def _classic() -> list[Spec]:
-    # The "mnist-cnn-colab" README network, layer for layer (93,322 parameters).
-    return [
-        Spec("conv", 32, 3, activation="relu", name="conv1"),
-        Spec("pool", name="pool1"),
-        Spec("conv", 64, 3, activation="relu", name="conv2"),
-        Spec("pool", name="pool2"),
-        Spec("conv", 64, 3, activation="relu", name="conv3"),
-        Spec("flatten", name="flatten"),
-        Spec("dense", 64, activation="relu", name="dense1"),
-        Spec("dropout", rate=0.5, name="dropout1"),
-    ]
+    def to_dict(self) -> dict[str, Any]:
+        """Only the fields that differ from the defaults: config.json stays readable."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name in ("kind", "name") or getattr(self, f.name) != f.default}
 
 
-def _batchnorm() -> list[Spec]:
-    # The second reference CNN: four conv stages, each Conv+ReLU (+MaxPool) then Dropout and BN.
+OUTPUT = Spec("dense", NUM_CLASSES, activation="softmax", name="output")
+
+
+def custom_layers(conv_blocks: int, filters: tuple[int, ...], kernel_size: int, batch_norm: bool,
+                  dropout: float, dense_units: int) -> tuple[Spec, ...]:
+    """The custom builder: `conv_blocks` x (Conv k x k 'same' [+BN] + ReLU + MaxPool), then
+    Dense(`dense_units`) [+BN] + ReLU [+ Dropout], then the softmax."""
     layers: list[Spec] = []
-    for i, (f, pool) in enumerate([(32, False), (64, True), (64, True), (128, True)], start=1):
-        layers.append(Spec("conv", f, 3, activation="relu", name=f"conv{i}"))
-        if pool:
-            layers.append(Spec("pool", name=f"pool{i}"))
-        layers += [Spec("dropout", rate=0.2, name=f"dropout{i}"), Spec("bn", name=f"bn{i}")]
-    layers += [
-        Spec("flatten", name="flatten"),
-        Spec("dense", 32, activation="relu", name="dense1"),
-        Spec("dropout", rate=0.3, name="dropout_dense"),
-        Spec("bn", name="bn_dense"),
-    ]
-    return layers
-
-
-def _mlp() -> list[Spec]:
-    return [
-        Spec("flatten", name="flatten"),
-        Spec("dense", 256, activation="relu", name="dense1"),
-        Spec("dropout", rate=0.2, name="dropout1"),
-        Spec("dense", 128, activation="relu", name="dense2"),
-        Spec("dropout", rate=0.2, name="dropout2"),
-    ]
-
-
-def _fast() -> list[Spec]:
-    # Chosen by measurement (benchmarks/README.md, time_to_accuracy.py). On 2 CPU cores an epoch's cost
-    # is mostly per-element work on the big early feature maps, not multiply-adds: so the first
-    # convolution reads 5x5 windows with stride 2 (28x28 -> 12x12, no pooling, no BatchNorm there;
-    # ~1.3x the images/s of a 3x3 conv + pool at 26x26), then "valid" 3x3 convolutions (10x10, pool,
-    # 3x3) with BatchNorm (momentum 0.9, so its moving statistics keep up with a high learning rate),
-    # and a 1,152-wide flatten straight into the classifier instead of a hidden dense layer.
-    bn_momentum = 0.9
-    return [
-        Spec("conv", 32, 5, stride=2, activation="relu", name="conv1"),
-        Spec("conv", 64, 3, name="conv2"),
-        Spec("bn", name="bn2", momentum=bn_momentum),
-        Spec("relu", name="relu2"),
-        Spec("pool", name="pool2"),
-        Spec("conv", 128, 3, name="conv3"),
-        Spec("bn", name="bn3", momentum=bn_momentum),
-        Spec("relu", name="relu3"),
-        Spec("flatten", name="flatten"),
-        Spec("dropout", rate=0.3, name="dropout1"),
-    ]
-
-
-def _custom(arch: ArchConfig) -> list[Spec]:
-    layers: list[Spec] = []
-    for i, f in enumerate(arch.filters, start=1):
-        layers.append(Spec("conv", f, arch.kernel_size, padding="same", name=f"conv{i}"))
-        if arch.batch_norm:
+    for i, f in enumerate(filters[:conv_blocks], start=1):
+        layers.append(Spec("conv", f, kernel_size, padding="same", name=f"conv{i}"))
+        if batch_norm:
             layers.append(Spec("bn", name=f"bn{i}"))
         layers += [Spec("relu", name=f"relu{i}"), Spec("pool", name=f"pool{i}")]
-    layers += [Spec("flatten", name="flatten"), Spec("dense", arch.dense_units, name="dense1")]
-    if arch.batch_norm:
+    layers += [Spec("flatten", name="flatten"), Spec("dense", dense_units, name="dense1")]
+    if batch_norm:
         layers.append(Spec("bn", name="bn_dense"))
     layers.append(Spec("relu", name="relu_dense"))
-    if arch.dropout > 0:
-        layers.append(Spec("dropout", rate=arch.dropout, name="dropout1"))
-    return layers
-
-
-# (architecture fields shown in forms, recommended training settings) for each preset.
-PRESET_DEFAULTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "classic": (dict(conv_blocks=3, filters=(32, 64, 64), kernel_size=3, batch_norm=False, dropout=0.5,
-                     dense_units=64), dict(epochs=5, batch_size=32, learning_rate=1e-3)),
-    "batchnorm": (dict(conv_blocks=4, filters=(32, 64, 64, 128), kernel_size=3, batch_norm=True, dropout=0.3,
-                       dense_units=32), dict(epochs=10, batch_size=64, learning_rate=1e-3)),
-    "mlp": (dict(conv_blocks=0, filters=(), kernel_size=3, batch_norm=False, dropout=0.2, dense_units=256),
-            dict(epochs=10, batch_size=128, learning_rate=1e-3)),
-    "fast": (dict(conv_blocks=3, filters=(32, 64, 128), kernel_size=3, batch_norm=True, dropout=0.3,
-                  dense_units=128),
-             dict(epochs=8, batch_size=64, learning_rate=2e-3, lr_schedule="cosine", augment=True,
-                  rotation_deg=8.0, shift_frac=0.08, zoom_frac=0.08)),
-    "custom": (dict(conv_blocks=2, filters=(32, 64), kernel_size=3, batch_norm=True, dropout=0.3,
-                    dense_units=128), dict(epochs=5, batch_size=64, learning_rate=1e-3)),
-}
-
-PRESET_DESCRIPTIONS = {
-    "classic": "The seed CNN: 3 conv layers (32-64-64), Dense 64, Dropout 0.5.",
-    "batchnorm": "4 conv stages with ReLU, Dropout and BatchNorm, then Dense 32.",
-    "mlp": "No convolutions: a dense baseline (256-128).",
-    "fast": "Lean CNN (strided 5x5 conv, then 64-128 with BatchNorm), cosine learning rate, augmentation: "
-            "about 99.2–99.3 % test accuracy in under a minute on 2 CPU cores.",
-    "custom": "Your own: conv blocks, filters, kernel, batch-norm, dropout, dense units.",
-}
-
-
-def layer_specs(arch: ArchConfig) -> list[Spec]:
-    """The layers of the network, input to output (the 10-way softmax included)."""
-    body = {"classic": _classic, "batchnorm": _batchnorm, "mlp": _mlp, "fast": _fast}.get(arch.preset)
-    layers = body() if body else _custom(arch)
-    return layers + [Spec("dense", NUM_CLASSES, activation="softmax", name="output")]
+    if dropout > 0:
+        layers.append(Spec("dropout", rate=dropout, name="dropout1"))
+    return (*layers, OUTPUT)
 
 
 def summary_rows(arch: ArchConfig) -> list[dict[str, Any]]:
-    """One row per layer: name, kind, output shape and parameter count, computed without Keras."""
+    """One row per layer: name, kind, output shape and parameter count, computed without Keras.
+    Raises ValueError when the image shrinks away (too many blocks for 28x28)."""
     h, w, c = INPUT_SHAPE
     flat: int | None = None  # set once the tensor is a vector
     rows = []
-    for s in layer_specs(arch):
+    for s in arch.layers:
         params = 0
         if s.kind == "conv":
             params = (s.kernel * s.kernel * c + 1) * s.units
@@ -185,7 +106,7 @@ def build_model(arch: ArchConfig) -> Any:
 
     summary_rows(arch)  # raises a clear error before Keras would raise an obscure one
     out = inp = keras.Input(shape=INPUT_SHAPE, name="image")
-    for s in layer_specs(arch):
+    for s in arch.layers:
         if s.kind == "conv":
             layer = L.Conv2D(s.units, s.kernel, strides=s.stride, padding=s.padding, activation=s.activation,
                              name=s.name)
@@ -203,7 +124,7 @@ def build_model(arch: ArchConfig) -> Any:
             layer = L.GlobalAveragePooling2D(name=s.name)
         elif s.kind == "dense":
             layer = L.Dense(s.units, activation=s.activation, name=s.name)
-        else:  # pragma: no cover - specs are produced above
+        else:  # pragma: no cover - config validation refuses unknown kinds
             raise ValueError(f"unknown layer kind {s.kind}")
         out = layer(out)
     return keras.Model(inp, out, name=f"mnist_{arch.preset}")

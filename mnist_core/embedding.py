@@ -1,5 +1,4 @@
-"""Looking at the data before any model exists: which images to show, per-class counts, mean images,
-the pixel-intensity histogram, and 2-D maps of a sample (PCA, t-SNE).
+"""2-D maps of a sample of the images: PCA, and t-SNE with progress reports.
 
 Only numpy and scikit-learn: the Dataset page uses this and must never start TensorFlow.
 """
@@ -7,49 +6,11 @@ Only numpy and scikit-learn: the Dataset page uses this and must never start Ten
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 
 TSNE_PCA_DIMS = 50  # t-SNE on 784 raw pixels is slow and noisy; 50 principal components keep the structure
-
-
-def browse_indices(labels: np.ndarray, digits: Sequence[int] = (), seed: int | None = 0) -> np.ndarray:
-    """Indices of the images with one of `digits` (all digits if empty), shuffled by `seed` (file order
-    if None). Paging through the result shows every matching image exactly once."""
-    labels = np.asarray(labels)
-    idx = np.flatnonzero(np.isin(labels, list(digits))) if len(digits) else np.arange(len(labels))
-    if seed is not None:
-        idx = np.random.default_rng(seed).permutation(idx)
-    return idx
-
-
-def sample_indices(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """A random sample of `n` image indices (all of them if there are fewer), sorted."""
-    total = len(labels)
-    if n >= total:
-        return np.arange(total)
-    return np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
-
-
-def class_counts(labels: np.ndarray) -> np.ndarray:
-    """How many images of each digit 0-9."""
-    return np.bincount(np.asarray(labels, np.int64), minlength=10)[:10]
-
-
-def mean_images(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """The average image of each digit, shape (10, 28, 28), in 0-255 (zeros for an absent digit)."""
-    out = np.zeros((10, *images.shape[1:]), np.float64)
-    for d in range(10):
-        sel = images[labels == d]
-        if len(sel):
-            out[d] = sel.sum(axis=0, dtype=np.float64) / len(sel)
-    return out
-
-
-def pixel_histogram(images: np.ndarray) -> np.ndarray:
-    """How many pixels take each of the 256 grey levels, over all the images."""
-    return np.bincount(np.asarray(images, np.uint8).ravel(), minlength=256)
 
 
 def _flat(images: np.ndarray) -> np.ndarray:
@@ -64,10 +25,6 @@ def pca_2d(images: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     pca = PCA(n_components=2, random_state=seed)
     coords = pca.fit_transform(_flat(images))
     return coords.astype(np.float32), pca.explained_variance_ratio_.astype(np.float64)
-
-
-class TsneCancelled(Exception):
-    """Raised inside t-SNE when its progress callback asks it to stop."""
 
 
 # scikit-learn's TSNE has no progress callback. Its optimiser calls the module-level objective
@@ -106,7 +63,7 @@ def tsne_2d(images: np.ndarray, seed: int = 0, perplexity: float = 30.0, max_ite
 
     `progress(stage, done, total)` is called with stage "pca", "neighbours" and then "optimise" once per
     gradient-descent iteration (done out of `max_iter`; t-SNE may stop early when it has converged). It
-    may raise `TsneCancelled` to stop the run."""
+    may raise any exception to stop the run; the exception propagates."""
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 

@@ -4,12 +4,13 @@
 probabilities go to `evaluate_predictions`, which gives an `EvalResult`: accuracy and log loss, the
 confusion matrix, the per-class report, the misclassified examples with their confidence, the images of
 any confusion-matrix cell, the most confused pairs and calibration data. `evaluate_run` caches the
-predictions in the run folder (`evaluation/<data key>.npz`, keyed on the data source and the model
-file's time stamp) so reopening an evaluation costs no inference and needs no TensorFlow.
+predictions in the run folder (`evaluation/<data key>-<model stamp>.npz`, keyed on the data source
+and the model file's version, `RunFolder.model_stamp`) so reopening an evaluation costs no inference and needs no TensorFlow.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, log_loss
 
+from . import runs
 from .data import Dataset, DataSource
 
 LABELS = list(range(10))
@@ -120,21 +122,16 @@ def evaluate_predictions(y_true: np.ndarray, proba: np.ndarray) -> EvalResult:
 
 
 def _cache_path(run_dir: Path, source: DataSource) -> Path:
-    model = Path(run_dir) / "model.keras"
-    stamp = int(model.stat().st_mtime_ns // 1_000_000) if model.exists() else 0
-    return Path(run_dir) / "evaluation" / f"{source.key}-{stamp}.npz"
+    run = runs.folder(run_dir)
+    return run.evaluation / f"{source.key}-{run.model_stamp()}.npz"
 
 
 def save_evaluation(run_dir: Path, source: DataSource, y_true: np.ndarray, proba: np.ndarray) -> Path:
-    from .runs import atomic_write_bytes
-
     path = _cache_path(run_dir, source)
     path.parent.mkdir(exist_ok=True)
-    import io
-
     buf = io.BytesIO()
     np.savez_compressed(buf, y_true=y_true.astype(np.uint8), proba=proba.astype(np.float32))
-    atomic_write_bytes(path, buf.getvalue())
+    runs.atomic_write_bytes(path, buf.getvalue())
     return path
 
 
@@ -158,7 +155,7 @@ def evaluate_run(run_dir: Path, dataset: Dataset, progress: Callable[[float], No
     if model is None:
         from .inference import load_model
 
-        model = load_model(Path(run_dir) / "model.keras")
+        model = load_model(runs.folder(run_dir).model)
     proba = predict_proba(model, dataset.x_test, progress=progress)
     try:
         save_evaluation(run_dir, dataset.source, dataset.y_test, proba)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -32,7 +31,6 @@ from . import runs
 from .inference import MAX_MODEL_BYTES, ModelError, check_keras_archive, load_model
 
 MAX_IMPORT_BYTES = MAX_MODEL_BYTES
-IMPORTED_FILE = runs.IMPORTED_FILE
 
 
 def _check_name(filename: str) -> None:
@@ -63,7 +61,7 @@ def import_model(source: str | os.PathLike | bytes, name: str, root: Path | None
     extension is checked). Raises `ModelError` (bad file) or `runs.RunError` (bad or taken name);
     in both cases nothing is written."""
     root = Path(root) if root else runs.runs_root()
-    safe = runs.safe_run_name(name)  # before touching the file: a bad name is the cheapest refusal
+    safe = runs.check_new_name(name, root)  # before touching the file: a bad name is the cheapest refusal
     if isinstance(source, (bytes, bytearray, memoryview)):
         data: bytes | None = bytes(source)
         filename = filename or "upload.keras"
@@ -80,14 +78,12 @@ def import_model(source: str | os.PathLike | bytes, name: str, root: Path | None
     if size > MAX_IMPORT_BYTES:
         raise ModelError(f"{filename} is {size / 2**20:.1f} MB; the limit is {MAX_IMPORT_BYTES // 2**20} MB")
     dest = root / safe
-    if dest.exists():
-        raise runs.RunError(f"a run named {safe!r} already exists; choose another name")
     root.mkdir(parents=True, exist_ok=True)
     # Hidden (dot) name: list_runs skips it, so a half-built import is never shown.
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".import-{safe}-"))
     try:
         # Checked under the uploaded file's own (sanitised) name so every message names the user's file.
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).stem)[:80].lstrip(".") or "upload"
+        stem = runs.suggest_name(Path(filename).stem, fallback="upload")
         model_path = tmp / f"{stem}.keras"
         if data is not None:
             model_path.write_bytes(data)
@@ -106,12 +102,18 @@ def import_model(source: str | os.PathLike | bytes, name: str, root: Path | None
             "input_shape": list(model.input_shape[1:]), "output_classes": int(model.output_shape[-1]),
             "layers": layers, "keras_version": meta.get("keras_version"), "saved": meta.get("date_saved"),
         }
-        os.replace(model_path, tmp / "model.keras")
-        runs.atomic_write_json(tmp / IMPORTED_FILE, info)
+        run = runs.RunFolder(tmp)
+        os.replace(model_path, run.model)
+        runs.atomic_write_json(run.imported, info)
         runs.set_status(tmp, "finished", imported=True, pid=None, finished=time.time())
-        if dest.exists():  # taken while we were checking the file
-            raise runs.RunError(f"a run named {safe!r} already exists; choose another name")
-        os.rename(tmp, dest)  # atomic: the run appears complete or not at all
+        # Taken while we were checking the file? (rename would replace an empty folder, so look first;
+        # rename itself refuses a non-empty one.)
+        try:
+            if dest.exists():
+                raise OSError
+            os.rename(tmp, dest)  # atomic: the run appears complete or not at all
+        except OSError:
+            raise runs.RunError(f"a run named {safe!r} already exists; choose another name") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

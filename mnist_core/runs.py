@@ -1,13 +1,17 @@
 """Run folders: the contract between the trainer process and everything that reads its results.
 
-A run lives in `<runs root>/<name>/`: `config.json`, `status.json` (queued | running | finished |
-stopped | failed), `history.csv` (one row per epoch), `progress.json` (batch-level, overwritten),
-`model.keras`, `metrics.json`, and `evaluation/` (cached predictions). The trainer is the only writer of
-a run's training files, and every write goes to a temporary name first and is then renamed, so a crash
-never leaves a half-written file under a real name. Readers check that a `running` or `queued` run's
-process is still alive and report it as `failed` if not, so nothing is stuck "running" forever.
-The runs root is `MNIST_RUNS_DIR`, or `models/` beside this package. Training slots (a server-wide limit
-on simultaneous trainings) are `flock`ed files in `<root>/.slots/`, released by the OS if a trainer dies.
+A run lives in `<runs root>/<name>/`; `RunFolder` is the one place that names its files (`config.json`,
+`status.json` queued | running | finished | stopped | failed, `history.csv` one row per epoch,
+`progress.json` batch progress (overwritten), `batches.csv` the per-batch curve, `model.keras`,
+`metrics.json`, `evaluation/` cached predictions, `trainer.log`) and that stamps a model's version for
+every cache. The trainer is the only writer of a run's training files, and every write goes to a
+temporary name first and is then renamed, so a crash never leaves a half-written file under a real
+name. Every file is read through one schema-checking reader: a file that does not hold what it should
+raises `RunError` naming the file and the field, so a damaged run is listed as damaged (with the
+reason) and never breaks a page. Readers check that a `running` run's process is still alive and
+report it as `failed` if not, so nothing is stuck "running" forever. The runs root is
+`MNIST_RUNS_DIR`, or `models/` beside this package. Training slots and the queue live in
+`scheduler.py`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -22,8 +27,6 @@ import socket
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +34,11 @@ from typing import Any
 from .config import ConfigError, TrainConfig
 
 PRETRAINED = "pretrained"
+BUNDLED_ROOT = Path(__file__).resolve().parent.parent / "models"  # where `pretrained` ships
 STATES = ("queued", "running", "finished", "stopped", "failed")
+ACTIVE = ("queued", "running")
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
-STOP_FILE = "stop.request"
-IMPORTED_FILE = "imported.json"  # marks a run made by model_import (no config.json)
+BATCH_FIELDS = ("epoch", "batch", "x", "loss", "accuracy")
 MAX_NAME = 64
 
 
@@ -44,10 +48,61 @@ class RunError(ValueError):
 
 def runs_root() -> Path:
     root = os.environ.get("MNIST_RUNS_DIR")
-    return Path(root).expanduser() if root else Path(__file__).resolve().parent.parent / "models"
+    return Path(root).expanduser() if root else BUNDLED_ROOT
+
+
+# --- the folder's layout --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunFolder:
+    """The paths of one run folder. Nothing outside this class spells a run file's name."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    config = property(lambda self: self.path / "config.json")
+    status = property(lambda self: self.path / "status.json")
+    history = property(lambda self: self.path / "history.csv")
+    progress = property(lambda self: self.path / "progress.json")
+    batches = property(lambda self: self.path / "batches.csv")
+    model = property(lambda self: self.path / "model.keras")
+    metrics = property(lambda self: self.path / "metrics.json")
+    evaluation = property(lambda self: self.path / "evaluation")
+    stop = property(lambda self: self.path / "stop.request")
+    imported = property(lambda self: self.path / "imported.json")  # marks a run made by model_import
+    log = property(lambda self: self.path / "trainer.log")
+
+    def model_stamp(self) -> int:
+        """The model file's version for caches (its mtime in ns); 0 when there is no model. A model
+        replaced under the same name (retrained, re-imported) gets a new stamp."""
+        try:
+            return self.model.stat().st_mtime_ns
+        except OSError:
+            return 0
+
+
+def folder(run: Path | RunFolder | str) -> RunFolder:
+    return run if isinstance(run, RunFolder) else RunFolder(Path(run))
 
 
 # --- names --------------------------------------------------------------------------------------
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _clean(text: str) -> str:
+    """Letters, digits, `.`, `-`, `_` only; no leading/trailing punctuation; no `..`."""
+    cleaned = _UNSAFE.sub("-", text.strip())
+    return re.sub(r"\.{2,}", ".", cleaned).strip(".-_")
+
+
 def safe_run_name(name: str) -> str:
     """A run name that is safe as a single folder name: letters, digits, `-`, `_`, `.`; no path
     separators, no `..`, at most 64 characters. Raises RunError when nothing usable is left."""
@@ -61,8 +116,7 @@ def safe_run_name(name: str) -> str:
     if bad:
         raise RunError(f"run name {name[:80]!r} contains {' and '.join(repr(s) for s in bad)}: "
                        "a run name is a single folder name (letters, digits, - or _)")
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name.strip())
-    cleaned = re.sub(r"\.{2,}", ".", cleaned).strip(".-_")
+    cleaned = _clean(name)
     if not cleaned:
         raise RunError(f"run name {name!r} has no usable characters (use letters, digits, - or _)")
     if len(cleaned) > MAX_NAME:
@@ -70,8 +124,34 @@ def safe_run_name(name: str) -> str:
     return cleaned
 
 
+def suggest_name(text: str, fallback: str = "run") -> str:
+    """A usable run name made from any text (a file name, a label): never raises."""
+    return _clean(text.replace("/", "-").replace("\\", "-"))[:MAX_NAME].strip(".-_") or fallback
+
+
 def default_run_name(preset: str) -> str:
     return f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_new_name(name: str, root: Path | None = None) -> str:
+    """The cleaned name, or RunError if it is unusable or already taken (a quick check for forms; the
+    atomic claim in `claim_folder` is what really decides)."""
+    safe = safe_run_name(name)
+    if ((Path(root) if root else runs_root()) / safe).exists():
+        raise RunError(f"a run named {safe!r} already exists; choose another name")
+    return safe
+
+
+def claim_folder(name: str, root: Path | None = None) -> RunFolder:
+    """Create the run folder `root/name` atomically: of two requests for one name, exactly one gets it."""
+    root = Path(root) if root else runs_root()
+    safe = safe_run_name(name)
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        (root / safe).mkdir()
+    except FileExistsError:
+        raise RunError(f"a run named {safe!r} already exists; choose another name") from None
+    return RunFolder(root / safe)
 
 
 # --- atomic files -------------------------------------------------------------------------------
@@ -107,76 +187,157 @@ def read_json(path: Path) -> Any:
         return json.loads(Path(path).read_text())
     except json.JSONDecodeError as e:
         raise RunError(f"{Path(path).name} in {Path(path).parent.name} is corrupt ({e.msg})") from e
+    except UnicodeDecodeError as e:
+        raise RunError(f"{Path(path).name} in {Path(path).parent.name} is corrupt (not text)") from e
 
 
-def save_model_atomic(model: Any, run_dir: Path) -> Path:
+def save_model_atomic(model: Any, run_dir: Path | RunFolder) -> Path:
     """Save a Keras model as `model.keras` through a temporary file and a rename."""
-    final = Path(run_dir) / "model.keras"
-    tmp = Path(run_dir) / f".model.{os.getpid()}.tmp.keras"  # Keras insists on the .keras suffix
+    run = folder(run_dir)
+    tmp = run.path / f".model.{os.getpid()}.tmp.keras"  # Keras insists on the .keras suffix
     try:
         model.save(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, final)
+        os.replace(tmp, run.model)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return final
+    return run.model
+
+
+# --- the schema-checking reader -----------------------------------------------------------------
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_fields(doc: Any, where: str, numbers: tuple[str, ...] = (), strings: tuple[str, ...] = (),
+                  ints: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`doc` must be a JSON object whose listed fields, when present and not null, have their type."""
+    if not isinstance(doc, dict):
+        raise RunError(f"{where} does not hold a JSON object (found {type(doc).__name__})")
+    for k in numbers:
+        if doc.get(k) is not None and not _is_num(doc[k]):
+            raise RunError(f"{where}: {k!r} must be a number (found {doc[k]!r:.40})")
+    for k in ints:
+        if doc.get(k) is not None and not (isinstance(doc[k], int) and not isinstance(doc[k], bool)):
+            raise RunError(f"{where}: {k!r} must be a whole number (found {doc[k]!r:.40})")
+    for k in strings:
+        if doc.get(k) is not None and not isinstance(doc[k], str):
+            raise RunError(f"{where}: {k!r} must be text (found {doc[k]!r:.40})")
+    return doc
+
+
+_STATUS_NUMBERS = ("created", "updated", "started", "finished", "exit_code")
+_STATUS_INTS = ("pid", "supervisor")
+_STATUS_STRINGS = ("state", "error", "host", "owner", "data_dir", "parent", "engine")
+METRIC_NUMBERS = ("test_accuracy", "test_loss", "train_seconds", "eval_seconds", "images_per_s",
+                  "epochs_done", "n_train", "n_val", "n_test", "params", "mistakes", "devices")
+
+
+def _status_doc(run: RunFolder) -> dict[str, Any]:
+    doc = _check_fields(read_json(run.status), f"status.json of {run.name}", _STATUS_NUMBERS,
+                        _STATUS_STRINGS, _STATUS_INTS)
+    if doc.get("state") not in STATES:
+        raise RunError(f"status.json of {run.name}: unknown state {doc.get('state')!r}")
+    return doc
+
+
+def read_metrics(run_dir: Path | RunFolder) -> dict[str, Any]:
+    """metrics.json checked ({} when there is none yet)."""
+    run = folder(run_dir)
+    if not run.metrics.exists():
+        return {}
+    return _check_fields(read_json(run.metrics), f"metrics.json of {run.name}", METRIC_NUMBERS,
+                         ("data_source", "data"))
+
+
+def _float_or_none(v: str | None, where: str) -> float | None:
+    if v in ("", None):
+        return None
+    try:
+        return float(v)
+    except ValueError:
+        raise RunError(f"{where}: {v[:40]!r} is not a number") from None
+
+
+def _read_rows(path: Path, fields: tuple[str, ...], where: str, ints: tuple[str, ...]) -> list[dict]:
+    """CSV rows as numbers; the last line may be cut short by a writer appending right now."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    except UnicodeDecodeError:
+        raise RunError(f"{where} is corrupt (not text)") from None
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines = lines[:-1]  # an append in progress
+    rows = []
+    for i, r in enumerate(csv.DictReader(io.StringIO("".join(lines)))):
+        row = {k: _float_or_none(r.get(k), f"{where}, row {i + 1}, {k}") for k in fields if k in r}
+        for k in ints:
+            if row.get(k) is None or row[k] != int(row[k]):
+                raise RunError(f"{where}, row {i + 1}: {k!r} must be a whole number")
+            row[k] = int(row[k])
+        rows.append(row)
+    return rows
 
 
 # --- creating runs and their status -------------------------------------------------------------
-def create_run(config: TrainConfig, name: str, root: Path | None = None, data_dir: str | None = None) -> Path:
-    """Make a new run folder holding `config.json` and a `queued` status. Refuses an existing name."""
-    root = Path(root) if root else runs_root()
-    safe = safe_run_name(name)
-    root.mkdir(parents=True, exist_ok=True)
-    run_dir = root / safe
+def create_run(config: TrainConfig, name: str, root: Path | None = None, data_dir: str | None = None,
+               **status: Any) -> Path:
+    """Claim a new run folder and write `config.json` and a `queued` status. Refuses an existing name.
+    `status` adds fields to the first status (owner, parent, pid of a waiting process...)."""
+    run = claim_folder(name, root)
     try:
-        run_dir.mkdir()  # atomic: two requests for one name cannot both succeed
-    except FileExistsError:
-        raise RunError(f"a run named {safe!r} already exists; choose another name") from None
-    try:
-        atomic_write_json(run_dir / "config.json", config.to_dict())
-        set_status(run_dir, "queued", data_dir=data_dir)
+        atomic_write_json(run.config, config.to_dict())
+        set_status(run, "queued", data_dir=data_dir, **status)
     except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(run.path, ignore_errors=True)
         raise
-    return run_dir
+    return run.path
 
 
-def set_status(run_dir: Path, state: str, **extra: Any) -> dict[str, Any]:
+def set_status(run_dir: Path | RunFolder, state: str, **extra: Any) -> dict[str, Any]:
+    """Write the run's status: the old fields, updated with `extra`. `pid` is the process responsible
+    for the run now: by default the caller for an active state; pass `pid=None` for a queued record
+    that waits to be started (see scheduler.py) and for an ended run."""
     if state not in STATES:
         raise ValueError(f"unknown state {state}")
-    run_dir = Path(run_dir)
+    run = folder(run_dir)
     old: dict[str, Any] = {}
-    if (run_dir / "status.json").exists():
+    if run.status.exists():
         try:
-            old = read_json(run_dir / "status.json")
+            old = _status_doc(run)
         except RunError:
             old = {}
     status = {**old, **extra, "state": state, "updated": time.time(), "host": socket.gethostname()}
     status.setdefault("created", time.time())
-    if state in ("queued", "running"):
-        status["pid"] = extra.get("pid", os.getpid())
-    atomic_write_json(run_dir / "status.json", status)
+    if state in ACTIVE and "pid" not in extra:
+        status["pid"] = os.getpid()
+    atomic_write_json(run.status, status)
     return status
 
 
-def _pid_alive(pid: int, run_dir: Path) -> bool:
+def pid_alive(pid: int, needle: str = "mnist_core") -> bool:
+    """True while `pid` is a live mnist_core process of this machine (not a zombie, not a recycled pid:
+    its command line must contain `needle`)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # Guard against a recycled pid: on Linux the process must be our trainer for this run.
+    except OverflowError:
+        return False
+    # Guard against a recycled pid: on Linux the process must be one of ours.
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.exists():
         try:
             text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             return False
-        if "mnist_core" not in text and str(os.getpid()) != str(pid):
+        if (needle not in text or "mnist_core" not in text) and str(os.getpid()) != str(pid):
             return False
         # A zombie (killed, not yet reaped) is dead for our purposes.
         try:
@@ -187,68 +348,130 @@ def _pid_alive(pid: int, run_dir: Path) -> bool:
     return True
 
 
-def read_status(run_dir: Path) -> dict[str, Any]:
-    """The run's status, with a dead trainer reported as `failed` (the file is left as it is)."""
-    run_dir = Path(run_dir)
-    p = run_dir / "status.json"
-    if not p.exists():
+def log_tail(run_dir: Path | RunFolder, n_chars: int = 2500) -> str:
+    try:
+        return folder(run_dir).log.read_text(errors="replace")[-n_chars:].strip()
+    except OSError:
+        return ""
+
+
+def last_error_line(run_dir: Path | RunFolder) -> str | None:
+    """The last line of the trainer's log that names an error (a dead trainer's likely reason)."""
+    for line in reversed(log_tail(run_dir, 4000).splitlines()):
+        if re.match(r"^(error:|[A-Za-z_.]*(Error|Exception)\b)", line.strip()):
+            return line.strip()[:300]
+    return None
+
+
+def read_status(run_dir: Path | RunFolder) -> dict[str, Any]:
+    """The run's status, checked; a run whose responsible process died is reported `failed` with the
+    likeliest reason (the file is left as it is). A queued record with no process is just waiting."""
+    run = folder(run_dir)
+    if not run.status.exists():
         # A run folder without a status: finished if it has a model (e.g. an imported one).
-        return {"state": "finished" if (run_dir / "model.keras").exists() else "failed",
-                "error": None if (run_dir / "model.keras").exists() else "status.json is missing"}
-    status = read_json(p)
-    if status.get("state") in ("queued", "running"):
+        has = run.model.exists()
+        return {"state": "finished" if has else "failed", "error": None if has else "status.json is missing"}
+    status = _status_doc(run)
+    if status["state"] in ACTIVE:
         pid = status.get("pid")
         same_host = status.get("host") in (None, socket.gethostname())
-        if same_host and (not isinstance(pid, int) or not _pid_alive(pid, run_dir)):
+        lost = pid is None and status["state"] == "running"
+        dead = lost or (pid is not None and not pid_alive(pid))
+        # A trainer that just died under a live supervisor is still in hand: the supervisor is about to
+        # record how it ended (a better reason than ours).
+        sup = status.get("supervisor")
+        if dead and sup is not None and sup != pid and pid_alive(sup, needle=run.name):
+            dead = False
+        if same_host and status.get("engine") != "ray" and dead:
+            why = last_error_line(run)
             status = {**status, "state": "failed",
-                      "error": "the trainer process ended without finishing (killed or crashed)"}
+                      "error": "the trainer process ended without finishing (killed or crashed)"
+                               + (f": {why}" if why else "")}
     return status
 
 
-def request_stop(run_dir: Path) -> None:
-    """Ask the trainer to stop after its current batch (it polls for this file)."""
-    (Path(run_dir) / STOP_FILE).touch()
+def request_stop(run_dir: Path | RunFolder) -> None:
+    """Ask the trainer to stop after its current batch (it polls for this file); a queued run leaves
+    the queue."""
+    folder(run_dir).stop.touch()
 
 
-def stop_requested(run_dir: Path) -> bool:
-    return (Path(run_dir) / STOP_FILE).exists()
+def stop_requested(run_dir: Path | RunFolder) -> bool:
+    return folder(run_dir).stop.exists()
 
 
-# --- history and progress -----------------------------------------------------------------------
-def append_history(run_dir: Path, row: dict[str, Any]) -> None:
+# --- history, batches and progress --------------------------------------------------------------
+def append_history(run_dir: Path | RunFolder, row: dict[str, Any]) -> None:
     """Rewrite history.csv with one more row (atomically; the file is tiny)."""
-    rows = read_history(run_dir) + [row]
+    run = folder(run_dir)
+    rows = read_history(run) + [row]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
     w.writeheader()
     for r in rows:
         w.writerow({k: r.get(k, "") for k in HISTORY_FIELDS})
-    atomic_write_bytes(Path(run_dir) / "history.csv", buf.getvalue().encode())
+    atomic_write_bytes(run.history, buf.getvalue().encode())
 
 
-def read_history(run_dir: Path) -> list[dict[str, float]]:
-    p = Path(run_dir) / "history.csv"
-    if not p.exists():
-        return []
-    rows = []
-    for r in csv.DictReader(io.StringIO(p.read_text())):
-        rows.append({k: (float(v) if v not in ("", None) else None) for k, v in r.items()})
+def read_history(run_dir: Path | RunFolder) -> list[dict[str, Any]]:
+    run = folder(run_dir)
+    return _read_rows(run.history, HISTORY_FIELDS, f"history.csv of {run.name}", ints=("epoch",))
+
+
+def append_batches(run_dir: Path | RunFolder, rows: list[dict[str, Any]]) -> None:
+    """Append per-batch points to batches.csv. One small write with O_APPEND per call: a reader sees
+    whole lines, or a last line cut short that it skips (see `_read_rows`)."""
+    run = folder(run_dir)
+    new = not run.batches.exists()
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=BATCH_FIELDS, extrasaction="ignore", lineterminator="\n")
+    if new:
+        w.writeheader()
     for r in rows:
-        r["epoch"] = int(r["epoch"])
-    return rows
-
-
-def read_progress(run_dir: Path) -> dict[str, Any]:
-    p = Path(run_dir) / "progress.json"
+        w.writerow({k: r.get(k, "") for k in BATCH_FIELDS})
+    fd = os.open(run.batches, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        return json.loads(p.read_text()) if p.exists() else {}
-    except (json.JSONDecodeError, OSError):
-        return {}  # being replaced right now; the next poll will see it
+        os.write(fd, buf.getvalue().encode())
+    finally:
+        os.close(fd)
 
 
-# --- listing ------------------------------------------------------------------------------------
+def read_batches(run_dir: Path | RunFolder) -> list[dict[str, Any]]:
+    run = folder(run_dir)
+    return _read_rows(run.batches, BATCH_FIELDS, f"batches.csv of {run.name}", ints=("epoch", "batch"))
+
+
+def read_progress(run_dir: Path | RunFolder) -> dict[str, Any]:
+    run = folder(run_dir)
+    try:
+        doc = json.loads(run.progress.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}  # not written yet, or being replaced right now: the next poll will see it
+    try:
+        return _check_fields(doc, f"progress.json of {run.name}",
+                             ("loss", "accuracy", "elapsed_s", "updated"), ints=("epoch", "epochs", "batch",
+                                                                                "batches_per_epoch"))
+    except RunError:
+        return {}
+
+
+def load_config(run_dir: Path | RunFolder) -> TrainConfig:
+    run = folder(run_dir)
+    if not run.config.exists():
+        raise RunError(f"run {run.name} has no config.json")
+    try:
+        return TrainConfig.from_json(run.config.read_text())
+    except ConfigError as e:
+        raise RunError(f"config.json of {run.name} is invalid: {e}") from e
+    except (TypeError, UnicodeDecodeError) as e:
+        raise RunError(f"config.json of {run.name} is invalid: {e}") from e
+
+
+# --- one read of a run ----------------------------------------------------------------------------
 @dataclass
 class RunInfo:
+    """Everything the pages show about one run, from one checked read of its folder."""
+
     name: str
     path: Path
     state: str
@@ -263,159 +486,132 @@ class RunInfo:
     error: str | None = None
     has_model: bool = False
     status: dict[str, Any] = field(default_factory=dict)
+    config: TrainConfig | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    damaged: str | None = None  # why the folder could not be read; the other fields are then defaults
+
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.path)
 
     @property
     def protected(self) -> bool:
         return self.name == PRETRAINED
 
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
 
-def load_config(run_dir: Path) -> TrainConfig:
-    p = Path(run_dir) / "config.json"
-    if not p.exists():
-        raise RunError(f"run {Path(run_dir).name} has no config.json")
-    try:
-        return TrainConfig.from_json(p.read_text())
-    except ConfigError as e:
-        raise RunError(f"config.json of {Path(run_dir).name} is invalid: {e}") from e
+    @property
+    def owner(self) -> str | None:
+        return self.status.get("owner")
 
+    @property
+    def usable(self) -> bool:
+        """A saved model a page can load: finished, stopped, or failed after its model was saved."""
+        return self.has_model and self.damaged is None and self.state in ("finished", "stopped", "failed")
 
-def run_info(run_dir: Path) -> RunInfo:
-    """Everything the runs table shows about one run; raises RunError for a broken folder."""
-    from .architectures import param_count
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists() and (run_dir / IMPORTED_FILE).exists():
-        return _imported_info(run_dir)
-    cfg = load_config(run_dir)
-    status = read_status(run_dir)
-    _check_model_file(run_dir, status)
-    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}
-    hist = read_history(run_dir)
-    return RunInfo(
-        name=run_dir.name, path=run_dir, state=status.get("state", "failed"), preset=cfg.arch.preset,
-        # The count saved at training time describes the model actually trained, even if a preset's
-        # architecture has been retuned since (the config only names the preset).
-        params=int(metrics.get("params") or param_count(cfg.arch)), epochs=cfg.epochs, epochs_done=len(hist),
-        val_accuracy=hist[-1].get("val_accuracy") if hist else None,
-        test_accuracy=metrics.get("test_accuracy"), train_seconds=metrics.get("train_seconds"),
-        created=status.get("created", run_dir.stat().st_mtime), error=status.get("error"),
-        has_model=(run_dir / "model.keras").exists(), status=status,
-    )
+    @property
+    def data_source(self) -> str | None:
+        return self.metrics.get("data_source")
 
 
-def _check_model_file(run_dir: Path, status: dict[str, Any]) -> None:
+def _check_model_file(run: RunFolder, status: dict[str, Any]) -> None:
     """A finished run must hold a model (a stopped one may not: cancelled while queued); a file that is
     not even a zip archive is corrupt. Cheap (reads the zip's end record only), so the runs table can
     flag it instead of a page failing when it loads the model."""
-    model = run_dir / "model.keras"
-    if not model.exists():
+    if not run.model.exists():
         if status.get("state") == "finished":
-            raise RunError(f"run {run_dir.name} is finished but its model.keras is missing")
+            raise RunError(f"run {run.name} is finished but its model.keras is missing")
         return
-    if not zipfile.is_zipfile(model):
-        raise RunError(f"model.keras of {run_dir.name} is corrupt (not a Keras zip archive)")
+    if not zipfile.is_zipfile(run.model):
+        raise RunError(f"model.keras of {run.name} is corrupt (not a Keras zip archive)")
 
 
-def _imported_info(run_dir: Path) -> RunInfo:
-    """An imported model has no training config (see model_import.py): describe it from imported.json."""
-    meta = read_json(run_dir / IMPORTED_FILE)
-    if not isinstance(meta, dict):
-        raise RunError(f"{IMPORTED_FILE} in {run_dir.name} is corrupt (not a JSON object)")
-    status = read_status(run_dir)
-    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}
-    has_model = (run_dir / "model.keras").exists()
-    if has_model:
-        _check_model_file(run_dir, status)
+def run_info(run_dir: Path | RunFolder) -> RunInfo:
+    """One checked read of a run folder; raises RunError (naming the file) for a damaged one."""
+    from .architectures import param_count
+
+    run = folder(run_dir)
+    if not run.config.exists() and run.imported.exists():
+        return _imported_info(run)
+    cfg = load_config(run)
+    status = read_status(run)
+    _check_model_file(run, status)
+    metrics = read_metrics(run)
+    hist = read_history(run)
     return RunInfo(
-        name=run_dir.name, path=run_dir, state=status.get("state", "failed") if has_model else "failed",
-        preset="imported", params=meta.get("params"), epochs=None, epochs_done=0,
-        test_accuracy=metrics.get("test_accuracy"), created=status.get("created", run_dir.stat().st_mtime),
-        error=status.get("error") if has_model else "model.keras is missing", has_model=has_model,
-        status=status,
+        name=run.name, path=run.path, state=status["state"], preset=cfg.arch.preset,
+        params=param_count(cfg.arch), epochs=cfg.epochs, epochs_done=len(hist),
+        val_accuracy=hist[-1].get("val_accuracy") if hist else None,
+        test_accuracy=metrics.get("test_accuracy"), train_seconds=metrics.get("train_seconds"),
+        created=status.get("created") or run.path.stat().st_mtime, error=status.get("error"),
+        has_model=run.model.exists(), status=status, config=cfg, history=hist, metrics=metrics,
     )
 
 
-def list_runs(root: Path | None = None) -> tuple[list[RunInfo], list[tuple[str, str]]]:
-    """All runs, newest first, and the (name, problem) of each folder that could not be read."""
+def _imported_info(run: RunFolder) -> RunInfo:
+    """An imported model has no training config (see model_import.py): describe it from imported.json."""
+    meta = _check_fields(read_json(run.imported), f"{run.imported.name} of {run.name}", ("params",))
+    status = read_status(run)
+    metrics = read_metrics(run)
+    has_model = run.model.exists()
+    if has_model:
+        _check_model_file(run, status)
+    return RunInfo(
+        name=run.name, path=run.path, state=status["state"] if has_model else "failed",
+        preset="imported", params=meta.get("params"), epochs=None, epochs_done=0,
+        test_accuracy=metrics.get("test_accuracy"), created=status.get("created") or run.path.stat().st_mtime,
+        error=status.get("error") if has_model else "model.keras is missing", has_model=has_model,
+        status=status, metrics=metrics,
+    )
+
+
+def damaged_info(run_dir: Path | RunFolder, reason: str) -> RunInfo:
+    """A run folder that could not be read, listed with its reason (and its owner, if readable)."""
+    run = folder(run_dir)
+    status: dict[str, Any] = {}
+    try:
+        doc = json.loads(run.status.read_text())
+        if isinstance(doc, dict) and isinstance(doc.get("owner"), str):
+            status = {"owner": doc["owner"]}
+    except (OSError, ValueError):
+        pass
+    try:
+        created = run.path.stat().st_mtime
+    except OSError:
+        created = 0.0
+    return RunInfo(name=run.name, path=run.path, state="failed", error=reason, damaged=reason,
+                   created=created, status=status)
+
+
+def list_runs(root: Path | None = None) -> list[RunInfo]:
+    """Every run, newest first (pretrained first of all); a folder that cannot be read is included as
+    damaged (`RunInfo.damaged` says why) instead of breaking the listing."""
     root = Path(root) if root else runs_root()
-    runs, broken = [], []
+    out: list[RunInfo] = []
     if not root.is_dir():
-        return runs, broken
+        return out
     for d in sorted(root.iterdir()):
         if not d.is_dir() or d.name.startswith("."):
             continue
         try:
-            runs.append(run_info(d))
-        except (RunError, OSError, ValueError, KeyError) as e:
-            broken.append((d.name, str(e)))
-    runs.sort(key=lambda r: (r.name != PRETRAINED, -r.created))
-    return runs, broken
+            out.append(run_info(d))
+        except (RunError, OSError, ValueError, TypeError, KeyError) as e:
+            out.append(damaged_info(d, str(e) or type(e).__name__))
+    out.sort(key=lambda r: (r.name != PRETRAINED, -r.created))
+    return out
 
 
-def delete_run(run_dir: Path) -> None:
-    run_dir = Path(run_dir)
-    if run_dir.name == PRETRAINED:
+def delete_run(run_dir: Path | RunFolder) -> None:
+    run = folder(run_dir)
+    if run.name == PRETRAINED:
         raise RunError("the pretrained model is protected and cannot be deleted")
-    if read_status(run_dir).get("state") in ("queued", "running"):
-        raise RunError(f"run {run_dir.name} is still {read_status(run_dir)['state']}; stop it first")
-    shutil.rmtree(run_dir)
-
-
-# --- training slots -----------------------------------------------------------------------------
-def max_trainings() -> int:
     try:
-        return max(1, int(os.environ.get("MNIST_MAX_TRAININGS", "1")))
-    except ValueError:
-        return 1
-
-
-def queue_position(run_dir: Path, root: Path | None = None) -> int:
-    """0 for the oldest queued run, 1 for the next, ...; -1 if this run is not queued."""
-    root = Path(root) if root else Path(run_dir).parent
-    queued = []
-    for d in root.iterdir() if root.is_dir() else []:
-        if d.is_dir() and (d / "status.json").exists():
-            try:
-                st = read_status(d)
-            except RunError:
-                continue
-            if st.get("state") == "queued":
-                queued.append((st.get("created", 0), d.name))
-    queued.sort()
-    names = [n for _, n in queued]
-    return names.index(Path(run_dir).name) if Path(run_dir).name in names else -1
-
-
-@contextmanager
-def training_slot(run_dir: Path, poll_s: float = 0.5, on_wait: Any = None) -> Iterator[int]:
-    """Hold one of `max_trainings()` slots for the duration; wait in FIFO order for one.
-    The slot is an flock, so the OS frees it even if the process is killed."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no cross-process limit, train at once
-        yield 0
-        return
-    slots = Path(run_dir).parent / ".slots"
-    slots.mkdir(exist_ok=True)
-    while True:
-        if stop_requested(run_dir):
-            raise KeyboardInterrupt("stopped while queued")
-        n = max_trainings()
-        pos = queue_position(run_dir)
-        if pos < n:
-            for i in range(n):
-                f = open(slots / f"slot{i}.lock", "w")
-                try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    f.close()
-                    continue
-                try:
-                    yield i
-                finally:
-                    fcntl.flock(f, fcntl.LOCK_UN)
-                    f.close()
-                return
-        if on_wait:
-            on_wait(pos)
-        time.sleep(poll_s)
+        state = read_status(run).get("state")
+    except RunError:
+        state = None  # a damaged status must not make a run undeletable
+    if state in ACTIVE:
+        raise RunError(f"run {run.name} is still {state}; stop it first")
+    shutil.rmtree(run.path)

@@ -1,7 +1,9 @@
 """Training: `train(config, run_dir, dataset)` fits a model and writes its run folder.
 
 Progress goes out through `RunFolderCallback`, a Keras callback that writes batch progress
-(`progress.json`, throttled) and one `history.csv` row per epoch, and that stops training cleanly
+(`progress.json`, throttled), the per-batch curve (`batches.csv`: the mean loss and accuracy of the
+batches since the last point, not Keras's running mean, which restarts each epoch and would draw a saw
+tooth) and one `history.csv` row per epoch, and that stops training cleanly
 between batches when a stop is requested (a `stop.request` file, or `request_stop()` from a signal
 handler). The input pipeline is `tf.data` over uint8 arrays (cast on the fly, optional augmentation,
 prefetch). The learning-rate schedule is applied per batch by the same callback, so saved models hold
@@ -160,6 +162,7 @@ def make_callback(run_dir: Path | None, config: TrainConfig, steps_per_epoch: in
                   on_epoch: Callable[[dict[str, Any]], None] | None = None,
                   progress_every_s: float = 0.5) -> Any:
     """The progress/stop/schedule callback (see the module docstring)."""
+    run = runs.folder(run_dir) if run_dir is not None else None
 
     class RunFolderCallback(_callback_base()):
         def __init__(self) -> None:
@@ -171,6 +174,7 @@ def make_callback(run_dir: Path | None, config: TrainConfig, steps_per_epoch: in
             self.last_write = 0.0
             self.train_start = time.time()
             self.stopped = False
+            self.last_point = (0, (0.0, 0.0))
 
         def _set_lr(self) -> float:
             lr = lr_at(config, self.step, self.total_steps)
@@ -181,27 +185,37 @@ def make_callback(run_dir: Path | None, config: TrainConfig, steps_per_epoch: in
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self.epoch = epoch
             self.epoch_start = time.perf_counter()
+            self.last_point = (0, (0.0, 0.0))  # (batches done, Keras's running means) at the last point
 
         def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
             self._set_lr()
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             self.step += 1
-            if _STOP["requested"] or (run_dir is not None and runs.stop_requested(run_dir)):
+            if _STOP["requested"] or (run is not None and runs.stop_requested(run)):
                 self.model.stop_training = True
                 self.stopped = True
             now = time.perf_counter()
             if now - self.last_write >= progress_every_s or batch + 1 == steps_per_epoch:
                 self.last_write = now
                 logs = logs or {}
+                loss, acc = float(logs.get("loss", float("nan"))), float(logs.get("accuracy", float("nan")))
                 prog = {
                     "epoch": self.epoch + 1, "epochs": config.epochs, "batch": batch + 1,
-                    "batches_per_epoch": steps_per_epoch, "loss": float(logs.get("loss", float("nan"))),
-                    "accuracy": float(logs.get("accuracy", float("nan"))),
+                    "batches_per_epoch": steps_per_epoch, "loss": loss, "accuracy": acc,
                     "elapsed_s": time.time() - self.train_start, "updated": time.time(),
                 }
-                if run_dir is not None:
-                    runs.atomic_write_json(Path(run_dir) / "progress.json", prog)
+                # Keras logs the mean over the epoch so far: the batches since the last point have the mean
+                # (k2 m2 - k1 m1) / (k2 - k1), which is what the curve should show.
+                k1, (m1_loss, m1_acc) = self.last_point
+                k2 = batch + 1
+                point = {"epoch": self.epoch + 1, "batch": k2, "x": round(self.epoch + k2 / steps_per_epoch, 5),
+                         "loss": round((k2 * loss - k1 * m1_loss) / (k2 - k1), 6),
+                         "accuracy": round((k2 * acc - k1 * m1_acc) / (k2 - k1), 6)}
+                self.last_point = (k2, (loss, acc))
+                if run is not None:
+                    runs.atomic_write_json(run.progress, prog)
+                    runs.append_batches(run, [point])
                 if on_batch:
                     on_batch(prog)
 
@@ -212,8 +226,8 @@ def make_callback(run_dir: Path | None, config: TrainConfig, steps_per_epoch: in
             for k in ("loss", "accuracy", "val_loss", "val_accuracy"):
                 if k in logs:
                     row[k] = float(logs[k])
-            if run_dir is not None:
-                runs.append_history(run_dir, row)
+            if run is not None:
+                runs.append_history(run, row)
             if on_epoch:
                 on_epoch(row)
 
@@ -284,8 +298,8 @@ def train(config: TrainConfig, run_dir: Path | None, dataset: Dataset, *,
         }
         if run_dir is not None:
             save_evaluation(run_dir, dataset.source, dataset.y_test, proba)
-            runs.atomic_write_json(run_dir / "metrics.json", metrics)
-            (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
+            runs.atomic_write_json(runs.folder(run_dir).metrics, metrics)
+            runs.folder(run_dir).stop.unlink(missing_ok=True)
             runs.set_status(run_dir, "stopped" if cb.stopped else "finished", finished=time.time(), pid=None)
         metrics["model"] = model
         return metrics

@@ -8,6 +8,7 @@ from typing import Any
 
 import streamlit as st
 
+from mnist_core import runs
 from mnist_core.data import Dataset, DataSource, describe_source, load_mnist
 
 
@@ -36,14 +37,18 @@ def data_source() -> DataSource:
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
-def _model(path: str, mtime_ns: int) -> Any:
+def _model(path: str, stamp: int) -> Any:
     from mnist_core.inference import load_model
 
     return load_model(path)
 
 
 def model(run_dir: Path) -> Any:
-    """The run's Keras model, loaded once per file version (TensorFlow is imported on first use)."""
-    path = Path(run_dir) / "model.keras"
+    """The run's Keras model, loaded once per file version (TensorFlow is imported on first use).
+    Raises OSError when the model file has gone."""
+    run = runs.folder(run_dir)
+    stamp = run.model_stamp()
+    if not stamp:
+        raise FileNotFoundError(f"{run.name} has no model file")
     with st.spinner("Loading the model (TensorFlow starts on first use)…"):
-        return _model(str(path), path.stat().st_mtime_ns)
+        return _model(str(run.model), stamp)

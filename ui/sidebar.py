@@ -20,8 +20,7 @@ def render() -> None:
         usable = state.usable_runs()
         by_name = {r.name: r for r in usable}
         if usable:
-            current = state.current_run(usable).name
-            st.session_state[state.CURRENT_RUN] = current  # keep the widget's value valid
+            st.session_state[state.CURRENT_RUN] = state.current_run().name  # keep the widget's value valid
             st.selectbox("Current model", list(by_name), key=state.CURRENT_RUN,
                          format_func=lambda n: _label(n, by_name),
                          help="Evaluate and Draw use this model. Finished runs appear here.")

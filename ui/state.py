@@ -1,24 +1,51 @@
-"""Session-state keys and the current-model choice, in one place."""
+"""Session-state keys, the runs listing of this script run, and the current-model choice.
+
+The router (`app.py`) lists the runs folder once per full script run (`refresh`) and every page and
+the sidebar read that listing (`listing`): reading every run folder is the costly part of a rerun. A
+fragment rerunning on its own (a live chart, a stroke on Draw) sees the listing of the last full run
+and lists again only when it needs fresh states (`refresh`)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from mnist_core import runs
+from mnist_core import runs, scheduler
 
 CURRENT_RUN = "current_run"  # the sidebar selectbox's key: the run Evaluate and Draw use
+LISTING = "_runs_listing"
+RUN_ID = "_script_run"  # counts full script runs of this session (fragment reruns excluded)
+
+
+def refresh() -> list[runs.RunInfo]:
+    """List the runs folder now and keep the result for this script run. A queued run nobody has
+    started yet (its starter died, or it was queued on another server) is started from here."""
+    infos = runs.list_runs()
+    st.session_state[LISTING] = infos
+    st.session_state[RUN_ID] = st.session_state.get(RUN_ID, 0) + 1
+    if any(r.state == "queued" and r.status.get("pid") is None for r in infos):
+        scheduler.dispatch()
+    return infos
+
+
+def run_id() -> int:
+    """Which full script run of this session this is (see `refresh`)."""
+    return int(st.session_state.get(RUN_ID, 0))
+
+
+def listing() -> list[runs.RunInfo]:
+    """The runs as listed in this script run (listed now if nothing has listed them yet)."""
+    infos = st.session_state.get(LISTING)
+    return refresh() if infos is None else infos
 
 
 def usable_runs() -> list[runs.RunInfo]:
-    """Runs with a saved model (finished, stopped or imported), pretrained first."""
-    infos, _ = runs.list_runs()
-    return [r for r in infos if r.has_model and r.state in ("finished", "stopped")]
+    """Runs with a saved model a page can use (finished, stopped, imported, or failed after saving)."""
+    return [r for r in listing() if r.usable]
 
 
-def current_run(usable: list[runs.RunInfo] | None = None) -> runs.RunInfo | None:
-    """The chosen run if it still has a model; else the pretrained one; else any usable run.
-    Pass `usable` when the caller has already listed the runs (each listing reads every run folder)."""
-    usable = usable_runs() if usable is None else usable
+def current_run() -> runs.RunInfo | None:
+    """The chosen run if it still has a model; else the pretrained one; else any usable run."""
+    usable = usable_runs()
     by_name = {r.name: r for r in usable}
     chosen = st.session_state.get(CURRENT_RUN)
     if chosen in by_name:
@@ -26,16 +53,6 @@ def current_run(usable: list[runs.RunInfo] | None = None) -> runs.RunInfo | None
     if runs.PRETRAINED in by_name:
         return by_name[runs.PRETRAINED]
     return usable[0] if usable else None
-
-
-def current_run_name() -> str | None:
-    run = current_run()
-    return run.name if run else None
-
-
-def current_run_dir():
-    run = current_run()
-    return run.path if run else None
 
 
 def require_current_run(message: str) -> runs.RunInfo:
@@ -53,4 +70,3 @@ def require_current_run(message: str) -> runs.RunInfo:
 def set_current_run(name: str) -> None:
     """Use as a widget callback (on_click): it runs before the sidebar picker is drawn."""
     st.session_state[CURRENT_RUN] = name
-

@@ -3,10 +3,9 @@ picker, drawn first as in app.py), a runs list, and the Import model control bel
 
 import streamlit as st
 
-from mnist_core import runs
-from ui import model_import, sidebar
+from ui import model_import, sidebar, state
 
+infos = state.refresh()
 sidebar.render()
-infos, broken = runs.list_runs()
 st.markdown("runs: " + (", ".join(f"{r.name} ({r.preset}, {r.state})" for r in infos) or "none"))
 model_import.render()

@@ -1,9 +1,12 @@
-"""The Train page through AppTest: form validation, a real tiny training run launched as its own
-process (on the shared MNIST), reattaching from a fresh session, the queue, and Stop."""
+"""The Train page through AppTest: the form (what each preset builds, new conv blocks), validation, a
+real tiny training run started through the scheduler as its own process (on the shared MNIST),
+reattaching from a fresh session, the queue, Stop, and a killed trainer."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -12,9 +15,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mnist_core import runs
-from mnist_core.config import preset_config
-from ui import training
+from mnist_core import architectures, runs, scheduler
+from mnist_core.config import PRESET_NAMES, ArchConfig, preset_config
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -25,15 +27,13 @@ def env(runs_root, data_dir, monkeypatch):
     monkeypatch.setenv("MNIST_DATA_DIR", str(data_dir))
     monkeypatch.setenv("MNIST_MAX_TRAININGS", "1")
     yield runs_root
-    # Never leave a trainer behind: stop every run still in progress and wait for its process.
-    for d in runs_root.iterdir():
-        if d.is_dir() and (d / "status.json").exists():
-            runs.request_stop(d)
-    for proc in list(training._PROCS.values()):
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    # Never leave a trainer behind: stop every run still in progress and wait for it to end.
+    for r in runs.list_runs(runs_root):
+        if r.active:
+            scheduler.cancel(r.path)
+    deadline = time.monotonic() + 60
+    while any(r.active for r in runs.list_runs(runs_root)) and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def open_train() -> AppTest:
@@ -78,7 +78,8 @@ def test_form_defaults_presets_and_param_count(env):
     assert at.number_input(key="tr_batch").value == 32 and at.number_input(key="tr_epochs").value == 5
     params = next(m for m in at.metric if m.label == "Parameters")
     assert params.value == "93,322"  # the classic network, counted without TensorFlow
-    assert at.number_input(key="tr_blocks").disabled  # architecture fields are for "custom" only
+    # A preset's network is fixed: no builder fields that could misdescribe it.
+    assert "tr_blocks" not in [w.key for w in at.number_input]
 
     at.selectbox(key="tr_preset").set_value("fast").run()
     fast = preset_config("fast")  # the form shows the preset's recommended settings
@@ -103,6 +104,46 @@ def test_form_defaults_presets_and_param_count(env):
     assert not at.exception
 
 
+def layer_table(at: AppTest):
+    return next(d.value for d in at.dataframe if "kind" in d.value.columns)
+
+
+def test_the_form_shows_what_each_preset_builds(env):
+    """For every preset the layer table and parameter count on the form are the built network's."""
+    keras = pytest.importorskip("keras")
+    at = open_train()
+    for preset in PRESET_NAMES:
+        at.selectbox(key="tr_preset").set_value(preset).run()
+        table = layer_table(at)
+        model = architectures.build_model(preset_config(preset).arch)
+        built = [lyr for lyr in model.layers if not isinstance(lyr, keras.layers.InputLayer)]
+        assert list(table["layer"]) == [lyr.name for lyr in built], preset
+        assert list(table["params"]) == [lyr.count_params() for lyr in built], preset
+        assert list(table["output"]) == ["×".join(map(str, lyr.output.shape[1:])) for lyr in built], preset
+        params = next(m for m in at.metric if m.label == "Parameters").value
+        assert params == f"{model.count_params():,}", preset
+    assert not at.exception
+
+
+def test_a_new_conv_block_gets_a_sensible_width(env):
+    """classic -> custom -> 3 blocks: the new third block doubles the second (it once got 1 filter)."""
+    at = open_train()
+    at.selectbox(key="tr_preset").set_value("custom").run()
+    assert [at.number_input(key=f"tr_f{i}").value for i in range(2)] == [32, 64]
+    at.number_input(key="tr_blocks").set_value(3).run()
+    assert at.number_input(key="tr_f2").value == 128
+    at.number_input(key="tr_blocks").set_value(4).run()
+    assert at.number_input(key="tr_f3").value == 256
+    at.number_input(key="tr_f1").set_value(16).run()
+    at.number_input(key="tr_blocks").set_value(1).run()
+    at.number_input(key="tr_blocks").set_value(2).run()
+    assert at.number_input(key="tr_f1").value == 64  # hidden and shown again: double the block before
+    params = next(m for m in at.metric if m.label == "Parameters").value
+    expected = architectures.param_count(ArchConfig(preset="custom", conv_blocks=2, filters=(32, 64)))
+    assert params == f"{expected:,}"
+    assert not at.exception
+
+
 def test_form_refuses_impossible_combination(env):
     at = open_train()
     at.checkbox(key="tr_use_limit").check().run()
@@ -111,7 +152,7 @@ def test_form_refuses_impossible_combination(env):
     errors = [e.value for e in at.error]
     assert any("Batch size: is larger than the 270 training images" in e for e in errors), errors
     assert at.button(key="tr_start").disabled
-    assert run_folders(env) == [] and not (env / ".logs").exists()
+    assert run_folders(env) == []
 
     # A taken or unusable name is refused at Start, and nothing is launched.
     at.number_input(key="tr_batch").set_value(32).run()
@@ -122,7 +163,7 @@ def test_form_refuses_impossible_combination(env):
     at.text_input(key="tr_name").set_value("../escape").run()
     at.button(key="tr_start").click().run()
     assert any("Run name" in e.value for e in at.error), [e.value for e in at.error]
-    assert run_folders(env) == ["taken"] and not training._PROCS
+    assert run_folders(env) == ["taken"]
 
 
 def test_tiny_run_finishes_with_curves_and_can_become_current(env):
@@ -130,7 +171,7 @@ def test_tiny_run_finishes_with_curves_and_can_become_current(env):
     set_tiny(at, name="tiny-ui")
     at.button(key="tr_start").click().run()
     assert not at.error, [e.value for e in at.error]
-    assert (env / "tiny-ui" / "status.json").exists()  # the trainer created its own folder
+    assert (env / "tiny-ui" / "status.json").exists()  # claimed at once, before any process starts
     assert "tiny-ui" in heading(at)
 
     # A fresh session (a reload, a second tab) reattaches to the run in progress.
@@ -205,8 +246,9 @@ def test_queue_and_stop(env):
 
 
 def test_page_modules_do_not_import_tensorflow():
-    code = ("import sys; sys.path.insert(0, '.'); import ui.training, ui.state, mnist_core.plots, "
-            "mnist_core.architectures, mnist_core.runs; assert 'tensorflow' not in sys.modules, 'tf imported'")
+    code = ("import sys; sys.path.insert(0, '.'); import ui.train_form, ui.train_live, ui.runs_table, ui.state, "
+            "mnist_core.plots, mnist_core.architectures, mnist_core.runs, mnist_core.scheduler; "
+            "assert 'tensorflow' not in sys.modules, 'tf imported'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
 
 
@@ -214,10 +256,10 @@ def test_killed_trainer_is_reported_failed(env):
     at = open_train()
     set_tiny(at, name="doomed")
     at.button(key="tr_start").click().run()
-    proc = training._PROCS["doomed"]
-    proc.kill()  # a crash (or OOM kill) of the trainer process
-    proc.wait(timeout=10)
-    wait_for(at, lambda a: "failed" in heading(a), 10, "the failure to show")
+    run = env / "doomed"
+    wait_for(at, lambda a: runs.read_status(run)["state"] == "running", 60, "the trainer to start")
+    os.kill(runs.read_status(run)["pid"], signal.SIGKILL)  # a crash (or OOM kill) of the trainer process
+    wait_for(at, lambda a: "failed" in heading(a), 20, "the failure to show")
     errors = [e.value for e in at.error]
-    assert any("the trainer process ended without finishing" in e for e in errors), errors
+    assert any("the trainer was killed (SIGKILL" in e for e in errors), errors
     assert not at.exception

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from mnist_core.architectures import build_model, layer_specs, param_count, summary_rows
-from mnist_core.config import ArchConfig, preset_config
+from mnist_core.architectures import build_model, param_count, summary_rows
+from mnist_core.config import PRESET_NAMES, ArchConfig, TrainConfig, preset_config
+from mnist_core.presets import PRESETS
 
 CUSTOMS = [
     dict(conv_blocks=2, filters=(32, 64), kernel_size=3, batch_norm=True, dropout=0.3, dense_units=128),
@@ -95,9 +96,9 @@ def test_custom_settings_change_the_network():
     assert param_count(ArchConfig(preset="custom", **{**base, "kernel_size": 5})) > p0
     assert param_count(ArchConfig(preset="custom", **{**base, "batch_norm": True})) > p0
     assert param_count(ArchConfig(preset="custom", **{**base, "dense_units": 128})) > p0
-    kinds = [s.kind for s in layer_specs(ArchConfig(preset="custom", **{**base, "dropout": 0.0}))]
+    kinds = [s.kind for s in ArchConfig(preset="custom", **{**base, "dropout": 0.0}).layers]
     assert "dropout" not in kinds
-    kinds = [s.kind for s in layer_specs(ArchConfig(preset="custom", **{**base, "batch_norm": True}))]
+    kinds = [s.kind for s in ArchConfig(preset="custom", **{**base, "batch_norm": True}).layers]
     assert kinds.count("bn") == 3 and kinds.count("conv") == 2 and kinds.count("pool") == 2
 
 
@@ -105,3 +106,24 @@ def test_presets_ignore_custom_fields():
     """A preset is its fixed network whatever the form fields say."""
     a = ArchConfig(preset="classic", conv_blocks=1, filters=(8,), kernel_size=7, dense_units=5)
     assert param_count(a) == 93_322
+
+
+@pytest.mark.parametrize("preset", [p for p in PRESET_NAMES if p != "custom"])
+def test_a_preset_is_its_layers_in_one_place(keras, preset):
+    """The layer table the Train form shows for a preset is exactly the network the builder builds,
+    and config.json records it, so a run rebuilds the same network after the preset changes."""
+    cfg = preset_config(preset)
+    assert cfg.arch.layers == PRESETS[preset].layers
+    model = build_model(cfg.arch)
+    layers = [lyr for lyr in model.layers if not isinstance(lyr, keras.layers.InputLayer)]
+    assert [r["layer"] for r in summary_rows(cfg.arch)] == [lyr.name for lyr in layers]
+    assert param_count(cfg.arch) == model.count_params()
+    back = TrainConfig.from_json(cfg.to_json())
+    assert back.arch.layers == cfg.arch.layers
+    # An older run's record of a retuned preset: its own layers win over today's preset.
+    d = cfg.to_dict()
+    d["arch"]["layers"] = d["arch"]["layers"][:1] + [{"kind": "flatten", "name": "flat_old"},
+                                                   d["arch"]["layers"][-1]]
+    old = TrainConfig.from_dict(d).arch
+    assert [s.kind for s in old.layers][-2:] == ["flatten", "dense"] and old.layers != cfg.arch.layers
+    assert build_model(old).count_params() == param_count(old)

@@ -198,7 +198,7 @@ def test_sigint_while_queued_cancels(ctx, tmp_path):
     """A training waiting for the only slot is cancelled by Ctrl-C: 'stopped', nothing trained."""
     import threading
 
-    from mnist_core import runs
+    from mnist_core import runs, scheduler
     from mnist_core.config import preset_config
 
     root = tmp_path / "runs"
@@ -207,7 +207,7 @@ def test_sigint_while_queued_cancels(ctx, tmp_path):
     release, held = threading.Event(), threading.Event()
 
     def hold():
-        with runs.training_slot(holder, poll_s=0.05):
+        with scheduler.training_slot(holder, poll_s=0.05):
             runs.set_status(holder, "running")
             held.set()
             release.wait(120)
@@ -220,11 +220,11 @@ def test_sigint_while_queued_cancels(ctx, tmp_path):
                           "--data-dir", str(ctx["data_dir"]), "--run-dir", str(run)],
                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not (run / "status.json").exists():
-            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
-            time.sleep(0.1)
-        time.sleep(1.0)  # let it reach the slot loop
+        lines = []
+        while not lines or not lines[-1].startswith("queued: waiting for a training slot"):
+            line = p.stdout.readline()  # blocks until the CLI says it waits in line
+            assert line, p.communicate()
+            lines.append(line)
         assert json.loads((run / "status.json").read_text())["state"] == "queued"
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=60)

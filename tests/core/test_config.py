@@ -114,8 +114,9 @@ def test_json_round_trip(preset):
     cfg = preset_config(preset, epochs=3, learning_rate=0.01, lr_schedule="cosine", augment=True,
                         limit=1234, seed=7, optimizer="sgd", early_stopping=True, patience=2)
     text = cfg.to_json()
-    d = json.loads(text)  # plain JSON: lists, not tuples
-    assert isinstance(d["arch"]["filters"], list)
+    d = json.loads(text)  # plain JSON: lists, not tuples; the network recorded layer by layer
+    assert isinstance(d["arch"]["layers"], list) and d["arch"]["layers"][-1]["name"] == "output"
+    assert ("filters" in d["arch"]) == (preset == "custom")  # a preset's builder knobs mean nothing
     back = TrainConfig.from_json(text)
     assert back == cfg and hash(back) == hash(cfg)
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
@@ -130,6 +131,33 @@ def test_unknown_keys_refused():
     with pytest.raises(ConfigError) as e:
         TrainConfig.from_dict(d)
     assert e.value.field == "arch.kernel"
+
+
+@pytest.mark.parametrize("layer,why", [
+    ({"kind": "conv", "name": "c", "units": 8, "kernel": 99}, "kernel"),
+    ({"kind": "lstm", "name": "x"}, "kind"),
+    ({"kind": "dense", "name": "d", "units": 10**9}, "units"),
+    ({"kind": "dense", "name": "d", "units": 0}, "unit"),
+    ({"kind": "dropout", "name": "d", "rate": 1.0}, "rate"),
+    ({"kind": "relu", "name": "../x"}, "name"),
+    ({"kind": "relu", "name": "r", "eval": "1"}, "unknown"),
+    ("conv", "object"),
+])
+def test_bad_layer_records_refused(layer, why):
+    """config.json's layer list is rebuilt into a network: every value is checked first."""
+    d = preset_config("fast").to_dict()
+    d["arch"]["layers"] = [layer] + d["arch"]["layers"]
+    with pytest.raises(ConfigError) as e:
+        TrainConfig.from_dict(d)
+    assert e.value.field == "arch.layers[0]" and why in e.value.reason
+
+
+def test_layers_must_end_in_the_classifier():
+    d = preset_config("classic").to_dict()
+    d["arch"]["layers"] = d["arch"]["layers"][:-1]
+    with pytest.raises(ConfigError) as e:
+        TrainConfig.from_dict(d)
+    assert e.value.field == "layers" and "softmax" in e.value.reason
 
 
 def test_bad_json():

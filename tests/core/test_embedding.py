@@ -1,4 +1,4 @@
-"""Dataset-exploration helpers: browsing order, samples, per-class statistics, PCA and t-SNE (with its
+"""Dataset statistics and maps: browsing order, samples, per-class statistics, PCA and t-SNE (with its
 progress reports and cancellation). Real MNIST, a few hundred images at most."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mnist_core import dataset_stats as S
 from mnist_core import embedding as E
 from tests.conftest import take
 
@@ -17,29 +18,29 @@ def small(mnist):
 
 def test_browse_indices_filters_shuffles_and_pages_through_everything(small):
     y = small.y_train
-    every = E.browse_indices(y, (), seed=None)
+    every = S.browse_indices(y, (), seed=None)
     assert np.array_equal(every, np.arange(len(y)))  # no seed: file order
-    threes = E.browse_indices(y, (3,), seed=0)
+    threes = S.browse_indices(y, (3,), seed=0)
     assert set(y[threes]) == {3} and len(threes) == (y == 3).sum()
     assert sorted(threes) == list(np.flatnonzero(y == 3))  # each 3 exactly once
     assert not np.array_equal(threes, np.sort(threes))  # shuffled
-    assert np.array_equal(threes, E.browse_indices(y, (3,), seed=0))  # reproducible
-    assert not np.array_equal(threes, E.browse_indices(y, (3,), seed=1))
-    mixed = E.browse_indices(y, (0, 7), seed=5)
+    assert np.array_equal(threes, S.browse_indices(y, (3,), seed=0))  # reproducible
+    assert not np.array_equal(threes, S.browse_indices(y, (3,), seed=1))
+    mixed = S.browse_indices(y, (0, 7), seed=5)
     assert set(y[mixed]) == {0, 7}
 
 
 def test_sample_and_statistics(small):
     x, y = small.x_train, small.y_train
-    s = E.sample_indices(y, 100, seed=0)
+    s = S.sample_indices(y, 100, seed=0)
     assert len(s) == 100 and len(set(s)) == 100 and np.all(np.diff(s) > 0)
-    assert np.array_equal(E.sample_indices(y, 10_000, seed=0), np.arange(len(y)))
-    counts = E.class_counts(y)
+    assert np.array_equal(S.sample_indices(y, 10_000, seed=0), np.arange(len(y)))
+    counts = S.class_counts(y)
     assert counts.sum() == len(y) and counts[1] == (y == 1).sum()
-    means = E.mean_images(x, y)
+    means = S.mean_images(x, y)
     assert means.shape == (10, 28, 28)
     assert np.allclose(means[4], x[y == 4].mean(axis=0))
-    hist = E.pixel_histogram(x)
+    hist = S.pixel_histogram(x)
     assert hist.shape == (256,) and hist.sum() == x.size and hist[0] == (x == 0).sum()
     assert hist[0] > hist[1:].sum()  # MNIST is mostly background
 
@@ -70,12 +71,16 @@ def test_tsne_2d_reports_progress_and_groups_digits(small):
     assert E._progress.__dict__.get("callback") is None  # the hook is cleared after the run
 
 
+class Stop(Exception):
+    pass
+
+
 def test_tsne_2d_can_be_cancelled(small):
     def stop_at_5(stage, done, total):
         if done >= 5:
-            raise E.TsneCancelled()
+            raise Stop()
 
-    with pytest.raises(E.TsneCancelled):
+    with pytest.raises(Stop):
         E.tsne_2d(small.x_train[:80], max_iter=250, progress=stop_at_5)
     assert E._progress.__dict__.get("callback") is None
     with pytest.raises(ValueError, match="at least 5"):

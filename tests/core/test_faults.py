@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_core import data, runs
+from mnist_core import data, runs, scheduler
 from mnist_core.config import preset_config
 from tests.conftest import take, write_idx_folder
 
@@ -33,7 +33,7 @@ def trainer(runs_root: Path, data_dir: Path, name: str, log: Path, *, limit: int
            "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "mnist_core", "train", "--preset", "classic", "--epochs", str(epochs),
            "--limit", str(limit), "--name", name, "--data-dir", str(data_dir)]
-    # Own session, like ui/training.launch: the trainer is not a child the server could take down.
+    # Own session, like the scheduler's processes: the trainer is not a child the server could take down.
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 
@@ -97,9 +97,8 @@ def test_sigkill_mid_epoch(runs_root, data_dir, tmp_path):
         assert runs.read_status(run_dir)["state"] == "running"
         assert fresh_process_view(runs_root)["victim"]["status"] == "running"  # shown as it really is
         os.kill(p.pid, signal.SIGKILL)
-        time.sleep(0.3)
         # Killed but not yet reaped by its parent (a zombie): already reported as failed.
-        assert runs.read_status(run_dir)["state"] == "failed"
+        wait_for(lambda: runs.read_status(run_dir)["state"] == "failed", 10, "the kill to be seen")
     finally:
         if p.poll() is None:
             p.kill()
@@ -164,7 +163,7 @@ def test_restart_with_dead_trainer_shows_failed(runs_root, state):
     assert fresh_process_view(runs_root)[f"was-{state}"]["status"] == "failed"
     st = runs.read_status(run_dir)
     assert st["state"] == "failed" and "ended without finishing" in st["error"]
-    assert runs.queue_position(run_dir) == -1  # a dead queued run does not block the queue
+    assert scheduler.queue_position(run_dir) == -1  # a dead queued run does not block the queue
 
 
 def test_restart_with_recycled_pid_shows_failed(runs_root):
@@ -226,8 +225,7 @@ def test_disk_full_while_saving_model(runs_root, mnist, monkeypatch):
     assert st["state"] == "failed" and "No space left on device" in st["error"]
     assert model_like_files(run_dir) == []
     assert not (run_dir / "metrics.json").exists()
-    infos, broken = runs.list_runs()
-    assert [(r.name, r.state, r.has_model) for r in infos] == [("full-disk", "failed", False)]
+    assert [(r.name, r.state, r.has_model) for r in runs.list_runs()] == [("full-disk", "failed", False)]
 
 
 def test_disk_full_while_writing_a_run_file_keeps_the_old_one(runs_root, monkeypatch):

@@ -1,5 +1,5 @@
-"""mnist_core.runs: safe names, run creation, atomic writes, status of dead trainers, listing broken
-folders, deletion rules and the training-slot limit."""
+"""mnist_core.runs and the slots of mnist_core.scheduler: safe names, run creation, atomic writes,
+status of dead trainers, listing damaged folders, deletion rules and the training-slot limit."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_core import runs
+from mnist_core import runs, scheduler
 from mnist_core.config import preset_config
 from mnist_core.runs import RunError
 
@@ -163,8 +163,10 @@ def test_live_trainer_and_killed_trainer(runs_root):
     try:
         runs.set_status(d, "running", pid=p.pid)
         assert runs.read_status(d)["state"] == "running"
-        p.kill()
-        time.sleep(0.2)  # not reaped yet: a zombie counts as dead
+        p.kill()  # not reaped (no wait): a zombie counts as dead
+        deadline = time.monotonic() + 10
+        while runs.read_status(d)["state"] != "failed" and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert runs.read_status(d)["state"] == "failed"
     finally:
         p.kill()
@@ -198,16 +200,18 @@ def test_list_runs_skips_and_reports_broken(runs_root):
     (runs_root / ".slots").mkdir()
     (runs_root / "stray-file.txt").write_text("not a run")
 
-    infos, broken = runs.list_runs(runs_root)
+    listed = runs.list_runs(runs_root)
+    infos = [r for r in listed if r.damaged is None]
     assert [r.name for r in infos] == ["newer", "good"]  # newest first
     assert infos[0].preset == "mlp" and infos[0].epochs == 2 and infos[0].state == "queued"
     assert infos[1].params == 93_322 and infos[1].path == good
-    broken = dict(broken)
+    broken = {r.name: r.damaged for r in listed if r.damaged is not None}
     assert set(broken) == {"corrupt-config", "missing-config", "invalid-config", "corrupt-status"}
     assert "config.json" in broken["corrupt-config"] and "config.json" in broken["missing-config"]
     assert "epochs" in broken["invalid-config"] and "status.json" in broken["corrupt-status"]
+    assert all(r.state == "failed" and not r.usable for r in listed if r.damaged)
     assert newer.exists()
-    assert runs.list_runs(runs_root / "nothing-here") == ([], [])
+    assert runs.list_runs(runs_root / "nothing-here") == []
 
 
 def test_pretrained_listed_first_and_protected(runs_root):
@@ -217,7 +221,7 @@ def test_pretrained_listed_first_and_protected(runs_root):
     runs.set_status(pre, "stopped", pid=None)
     time.sleep(0.01)
     runs.create_run(CFG, "z-run", root=runs_root)
-    infos, _ = runs.list_runs(runs_root)
+    infos = runs.list_runs(runs_root)
     assert infos[0].name == runs.PRETRAINED and infos[0].protected
     with pytest.raises(RunError, match="protected"):
         runs.delete_run(pre)
@@ -242,8 +246,14 @@ def test_stop_request_file(runs_root):
 
 
 # --- training slots ---------------------------------------------------------------------------------
-def _hold(run_dir, entered: threading.Event, release: threading.Event, log: list, poll_s: float = 0.05):
-    with runs.training_slot(run_dir, poll_s=poll_s, on_wait=lambda pos: log.append(("wait", pos))) as i:
+def _hold(run_dir, entered: threading.Event, release: threading.Event, log: list, poll_s: float = 0.05,
+          waited: threading.Event | None = None):
+    def on_wait(pos):
+        log.append(("wait", pos))
+        if waited is not None and len([e for e in log if e[0] == "wait"]) >= 3:
+            waited.set()  # it has looked for a slot three times and not got one
+
+    with scheduler.training_slot(run_dir, poll_s=poll_s, on_wait=on_wait) as i:
         runs.set_status(run_dir, "running")
         log.append(("in", run_dir.name, i, time.monotonic()))
         entered.set()
@@ -257,16 +267,16 @@ def test_one_slot_makes_the_second_training_wait(runs_root, monkeypatch):
     a = runs.create_run(CFG, "a", root=runs_root)
     time.sleep(0.01)
     b = runs.create_run(CFG, "b", root=runs_root)
-    assert runs.queue_position(a) == 0 and runs.queue_position(b) == 1
+    assert scheduler.queue_position(a) == 0 and scheduler.queue_position(b) == 1
     log_a: list = []
     log_b: list = []
-    in_a, in_b, rel_a, rel_b = (threading.Event() for _ in range(4))
+    in_a, in_b, rel_a, rel_b, b_waited = (threading.Event() for _ in range(5))
     ta = threading.Thread(target=_hold, args=(a, in_a, rel_a, log_a))
     ta.start()
     assert in_a.wait(5)
-    tb = threading.Thread(target=_hold, args=(b, in_b, rel_b, log_b))
+    tb = threading.Thread(target=_hold, args=(b, in_b, rel_b, log_b), kwargs={"waited": b_waited})
     tb.start()
-    time.sleep(0.6)
+    assert b_waited.wait(10), "b never looked for a slot"
     assert not in_b.is_set(), "b got a slot while a held the only one"
     assert ("wait", 0) in log_b  # first in the queue, waiting for the lock (flock conflict)
     rel_a.set()
@@ -305,9 +315,9 @@ def test_stop_while_queued(runs_root, monkeypatch):
     b = runs.create_run(CFG, "b", root=runs_root)
     runs.request_stop(b)
     with pytest.raises(KeyboardInterrupt):
-        with runs.training_slot(b, poll_s=0.01):
+        with scheduler.training_slot(b, poll_s=0.01):
             pass
-    assert runs.queue_position(a) == 0
+    assert scheduler.queue_position(a) == 0
 
 
 def test_slot_freed_when_the_holder_is_killed(runs_root, monkeypatch):
@@ -317,9 +327,9 @@ def test_slot_freed_when_the_holder_is_killed(runs_root, monkeypatch):
     time.sleep(0.01)
     b = runs.create_run(CFG, "b", root=runs_root)
     code = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from pathlib import Path; "
-            "from mnist_core import runs; "
+            "from mnist_core import runs, scheduler; "
             f"d = Path({str(a)!r}); runs.set_status(d, 'queued')\n"
-            "with runs.training_slot(d, poll_s=0.05):\n"
+            "with scheduler.training_slot(d, poll_s=0.05):\n"
             "    runs.set_status(d, 'running'); print('in', flush=True); time.sleep(60)\n")
     env = {**os.environ, "MNIST_MAX_TRAININGS": "1"}
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
@@ -327,9 +337,18 @@ def test_slot_freed_when_the_holder_is_killed(runs_root, monkeypatch):
         assert p.stdout.readline().strip() == "in"
         assert runs.read_status(a)["state"] == "running"
         got: list = []
-        t = threading.Thread(target=lambda: got.append(runs.training_slot(b, poll_s=0.05).__enter__()))
+        polls: list = []
+        waited = threading.Event()
+
+        def on_wait(pos):
+            polls.append(pos)
+            if len(polls) >= 3:
+                waited.set()
+
+        t = threading.Thread(target=lambda: got.append(
+            scheduler.training_slot(b, poll_s=0.05, on_wait=on_wait).__enter__()))
         t.start()
-        t.join(0.6)
+        assert waited.wait(10), "b never looked for a slot"
         assert not got, "b got the slot held by another process"
         p.kill()
         p.wait()

@@ -3,21 +3,20 @@ browsing the dataset, opening Evaluate) while one training runs and three more w
 
 Checked: no session shows an exception, each drawing session sees its own digit and a fresh session
 sees an empty canvas (no session sees another's drawing), and every queued training eventually runs to
-`finished`. The trainings are the real trainer processes (the CLI the Train page starts) on a 600-image
-slice of the shared MNIST, written into the server's runs folder, so the server's pages see them."""
+`finished`. The trainings are queued through the scheduler as the Train page queues them (real
+supervisor and trainer processes) on a 3,000-image slice of the shared MNIST, in the server's runs
+folder, so the server's pages see them."""
 
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from mnist_core import runs
+from mnist_core import runs, scheduler
+from mnist_core.config import preset_config
 
 from ..conftest import take, write_idx_folder
 from .conftest import ROOT, no_exception, wait_idle
@@ -32,21 +31,17 @@ def _digit(page) -> int:
     return int(page.locator("[data-digit]").get_attribute("data-digit"))
 
 
-def test_ten_sessions_while_four_trainings_share_one_slot(browser, app_server, e2e_runs_root, mnist, tmp_path):
+def test_ten_sessions_while_four_trainings_share_one_slot(browser, app_server, e2e_runs_root, mnist, tmp_path,
+                                                         monkeypatch):
     if not (ROOT / "models" / "pretrained" / "model.keras").exists():
         pytest.skip("models/pretrained/model.keras is not there yet: nothing to draw or evaluate with")
     t0 = time.time()
     d = write_idx_folder(take(mnist, 3000, 200), tmp_path / "mnist")
-    env = {**os.environ, "MNIST_RUNS_DIR": str(e2e_runs_root), "MNIST_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "MNIST_MAX_TRAININGS": "1"}
+    # Four trainings queued the way the Train page queues them (records first in, first out, one slot).
+    monkeypatch.setenv("MNIST_MAX_TRAININGS", "1")
     names = [f"class-{i}" for i in range(4)]
-    trainers = []
     for n in names:
-        trainers.append(subprocess.Popen(
-            [sys.executable, "-m", "mnist_core", "train", "--preset", "classic", "--epochs", "1",
-             "--name", n, "--data-dir", str(d)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, start_new_session=True))
-        time.sleep(0.3)  # queue order = start order
+        scheduler.submit(preset_config("classic", epochs=1), n, root=e2e_runs_root, data_dir=str(d))
 
     # Watch the queue for the whole browser phase: at some moment one training must run while others wait.
     seen: set[tuple[str, ...]] = set()
@@ -112,12 +107,10 @@ def test_ten_sessions_while_four_trainings_share_one_slot(browser, app_server, e
     assert not any(st.count("running") > 1 for st in seen), sorted(seen)
 
     deadline = time.time() + 240
-    for p in trainers:
-        try:
-            p.wait(timeout=max(1, deadline - time.time()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-    for n, p in zip(names, trainers, strict=True):
-        assert p.returncode == 0, (n, p.stderr.read().decode()[-1500:])
-        assert runs.read_status(e2e_runs_root / n)["state"] == "finished", n
+    while any(runs.read_status(e2e_runs_root / n)["state"] in runs.ACTIVE for n in names):
+        assert time.time() < deadline, [runs.read_status(e2e_runs_root / n) for n in names]
+        time.sleep(0.5)
+    for n in names:
+        st = runs.read_status(e2e_runs_root / n)
+        assert st["state"] == "finished", (n, st, runs.log_tail(e2e_runs_root / n))
     print(f"classroom test took {time.time() - t0:.0f} s")

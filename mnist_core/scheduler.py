@@ -1,0 +1,332 @@
+"""Training slots and the queue: which training runs when, on this machine.
+
+A training is asked for with `submit`: it claims the run folder atomically (two sessions asking for one
+name at the same moment cannot both get it), writes a `queued` record and calls `dispatch`. A queued
+record costs nothing: no process exists for it until its turn is near. `dispatch` (called after each
+submit, by every supervisor when its training ends, and by the app's pages while something is queued)
+starts one small supervisor process (`python -m mnist_core supervise RUN`) for each queued record among
+the first `max_trainings()` in line. The supervisor waits for a free slot in first-come order, then
+starts the trainer process (`python -m mnist_core _train RUN`) and waits for it. When the trainer ends
+in any way, even killed by the kernel's out-of-memory killer, the supervisor records why in the run's
+status and dispatches the next run, so a queue never stalls behind a dead trainer.
+
+Slots are `flock`ed files in `<runs root>/.slots/`, so the OS frees a slot whose holder dies, and the
+limit holds across several app processes and the CLI (`python -m mnist_core train` waits for a slot in
+the same queue, in the foreground). The limits: `MNIST_MAX_TRAININGS` at once (default 1),
+`MNIST_MAX_QUEUED` queued or running in all (default 50), and `MNIST_MAX_QUEUED_PER_USER` per owner
+(default 2; applies to runs that have an owner, see the classroom identities).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from . import runs
+from .config import TrainConfig
+from .runs import RunError, RunFolder
+
+REPO = Path(__file__).resolve().parent.parent
+SLOTS_DIR = ".slots"
+
+
+def _env_int(name: str, default: int, lowest: int = 1) -> int:
+    try:
+        return max(lowest, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+def max_trainings() -> int:
+    return _env_int("MNIST_MAX_TRAININGS", 1)
+
+
+def max_queued() -> int:
+    return _env_int("MNIST_MAX_QUEUED", 50)
+
+
+def max_queued_per_user() -> int:
+    return _env_int("MNIST_MAX_QUEUED_PER_USER", 2)
+
+
+# --- the queue ------------------------------------------------------------------------------------
+def _active(root: Path) -> list[tuple[RunFolder, dict[str, Any]]]:
+    """(run, status) of every queued or running run under `root`, oldest first."""
+    out = []
+    for d in root.iterdir() if root.is_dir() else []:
+        run = RunFolder(d)
+        if not d.is_dir() or d.name.startswith(".") or not run.status.exists():
+            continue
+        try:
+            st = runs.read_status(run)
+        except RunError:
+            continue
+        if st["state"] in runs.ACTIVE:
+            out.append((run, st))
+    out.sort(key=lambda t: (t[1].get("created") or 0, t[0].name))
+    return out
+
+
+def queued(root: Path | None = None) -> list[RunFolder]:
+    """The queued runs, first in line first."""
+    root = Path(root) if root else runs.runs_root()
+    return [r for r, st in _active(root) if st["state"] == "queued"]
+
+
+def queue_position(run_dir: Path | RunFolder, root: Path | None = None) -> int:
+    """0 for the oldest queued run, 1 for the next, ...; -1 if this run is not queued."""
+    run = runs.folder(run_dir)
+    names = [r.name for r in queued(Path(root) if root else run.path.parent)]
+    return names.index(run.name) if run.name in names else -1
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    position: int  # 1-based place among the runs waiting for a slot; 0 = a slot is free for it (starting)
+    running: int
+    slots: int
+
+
+def queue_info(run_dir: Path | RunFolder) -> QueueInfo:
+    """Where a queued run stands, by the same first-come rule as `training_slot`."""
+    run = runs.folder(run_dir)
+    active = _active(run.path.parent)
+    waiting = [r.name for r, st in active if st["state"] == "queued"]
+    running = sum(st["state"] == "running" for _, st in active)
+    pos = waiting.index(run.name) if run.name in waiting else -1
+    slots = max_trainings()
+    free = max(slots - running, 0)
+    return QueueInfo(position=0 if pos < free else pos - free + 1, running=running, slots=slots)
+
+
+# --- slots ----------------------------------------------------------------------------------------
+def _try_slot(root: Path) -> tuple[int, IO[str]] | None:
+    import fcntl
+
+    slots = root / SLOTS_DIR
+    slots.mkdir(exist_ok=True)
+    for i in range(max_trainings()):
+        f = open(slots / f"slot{i}.lock", "w")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        return i, f
+    return None
+
+
+@contextmanager
+def _slot_file(run_dir: Path | RunFolder, poll_s: float = 0.5, on_wait: Any = None) -> Iterator[tuple[int, IO]]:
+    run = runs.folder(run_dir)
+    while True:
+        if runs.stop_requested(run):
+            raise KeyboardInterrupt("stopped while queued")
+        if queue_position(run) < max_trainings():
+            got = _try_slot(run.path.parent)
+            if got is not None:
+                i, f = got
+                try:
+                    yield i, f
+                finally:
+                    f.close()  # closing the last descriptor releases the flock
+                return
+        if on_wait:
+            on_wait(queue_position(run))
+        time.sleep(poll_s)
+
+
+@contextmanager
+def training_slot(run_dir: Path | RunFolder, poll_s: float = 0.5, on_wait: Any = None) -> Iterator[int]:
+    """Hold one of `max_trainings()` slots for the duration, waiting in first-come order for one.
+    Raises KeyboardInterrupt if a stop is requested while waiting."""
+    with _slot_file(run_dir, poll_s, on_wait) as (i, _):
+        yield i
+
+
+# --- submitting and starting --------------------------------------------------------------------
+def check_limits(owner: str | None, root: Path) -> None:
+    """RunError when the server's queue, or this owner's share of it, is full."""
+    active = _active(root)
+    if len(active) >= max_queued():
+        raise RunError(f"the training queue is full: {len(active)} trainings are waiting or running "
+                       f"(at most {max_queued()} on this server, MNIST_MAX_QUEUED); try again when some finish")
+    if owner is not None:
+        mine = sum(st.get("owner") == owner for _, st in active)
+        if mine >= max_queued_per_user():
+            raise RunError(f"you already have {mine} trainings waiting or running (at most "
+                           f"{max_queued_per_user()} each, MNIST_MAX_QUEUED_PER_USER); stop one or wait for it")
+
+
+def submit(config: TrainConfig, name: str, root: Path | None = None, data_dir: str | None = None,
+           owner: str | None = None, **status: Any) -> Path:
+    """Queue a training as run `name` and start what can start; returns the run folder.
+    Raises RunError (bad or taken name, full queue) before anything is written."""
+    root = Path(root) if root else runs.runs_root()
+    runs.safe_run_name(name)
+    check_limits(owner, root)
+    run_dir = runs.create_run(config, name, root=root, data_dir=data_dir, owner=owner, pid=None, **status)
+    dispatch(root)
+    return run_dir
+
+
+@contextmanager
+def _dispatch_lock(root: Path) -> Iterator[None]:
+    import fcntl
+
+    (root / SLOTS_DIR).mkdir(parents=True, exist_ok=True)
+    with open(root / SLOTS_DIR / "dispatch.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # held for milliseconds: reading statuses and forking
+        yield
+
+
+def cancel(run_dir: Path | RunFolder) -> None:
+    """Stop a run: a training stops after its current batch; a queued one leaves the queue at once."""
+    run = runs.folder(run_dir)
+    runs.request_stop(run)
+    with _dispatch_lock(run.path.parent):
+        st = runs.read_status(run)
+        if st["state"] == "queued" and st.get("pid") is None:  # nobody is waiting on it: end it here
+            runs.set_status(run, "stopped", error="cancelled before training started", pid=None,
+                            finished=time.time())
+
+
+def dispatch(root: Path | None = None) -> list[str]:
+    """Start a supervisor for each queued record that is near enough the front of the queue to train
+    soon (the first `max_trainings()`) and that nobody waits on yet. Returns the names started."""
+    root = Path(root) if root else runs.runs_root()
+    started = []
+    with _dispatch_lock(root):
+        for run in queued(root)[:max_trainings()]:
+            st = runs.read_status(run)
+            if st.get("pid") is not None or runs.stop_requested(run):
+                continue  # a supervisor (or a CLI `train`) is already on it, or it is being cancelled
+            proc = _spawn([sys.executable, "-m", "mnist_core", "supervise", str(run.path)], run)
+            runs.set_status(run, "queued", pid=proc.pid, supervisor=proc.pid)
+            started.append(run.name)
+    return started
+
+
+def _spawn(cmd: list[str], run: RunFolder, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1",
+           "MNIST_RUNS_DIR": str(run.path.parent)}
+    with open(run.log, "ab") as log:
+        # Own session: the process outlives the page, the browser and Ctrl-C in the server's terminal.
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True, pass_fds=pass_fds)
+    # Reap it when it ends, so no finished process stays a zombie of the app server.
+    threading.Thread(target=proc.wait, name=f"reap-{run.name}", daemon=True).start()
+    return proc
+
+
+# --- the supervisor -------------------------------------------------------------------------------
+def _cgroup_file(name: str) -> Path | None:
+    """A file of this process's memory cgroup (v2 unified, or v1 `memory` controller), if it exists."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        base = Path("/sys/fs/cgroup") if controllers == "" else \
+            Path("/sys/fs/cgroup/memory") if "memory" in controllers.split(",") else None
+        if base is not None and (base / path.lstrip("/") / name).is_file():
+            return base / path.lstrip("/") / name
+    return None
+
+
+def _oom_kills() -> int | None:
+    """How many processes the kernel's OOM killer has killed in this process's memory cgroup (None
+    when the cgroup does not say). A trainer inherits its supervisor's cgroup."""
+    for name, key in (("memory.events", "oom_kill"), ("memory.oom_control", "oom_kill")):
+        p = _cgroup_file(name)
+        if p is None:
+            continue
+        try:
+            for line in p.read_text().splitlines():
+                k, _, v = line.partition(" ")
+                if k == key:
+                    return int(v)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _limit_mb() -> str:
+    for name in ("memory.max", "memory.limit_in_bytes"):
+        p = _cgroup_file(name)
+        try:
+            if p is not None and p.read_text().strip() != "max":
+                return f"{int(p.read_text()) / 2**20:,.0f} MB"
+        except (OSError, ValueError):
+            continue
+    return "unknown"
+
+
+def _exit_reason(code: int, oom_before: int | None, run: RunFolder) -> str:
+    if code < 0:
+        sig = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        oom_after = _oom_kills()
+        if code == -signal.SIGKILL and oom_before is not None and oom_after is not None and oom_after > oom_before:
+            return f"out of memory (limit {_limit_mb()}): the kernel stopped the trainer"
+        if code == -signal.SIGKILL:
+            return "the trainer was killed (SIGKILL; on a small server the usual cause is running out of memory)"
+        return f"the trainer was killed by {sig}"
+    why = runs.last_error_line(run)
+    return f"the trainer exited with code {code}" + (f": {why}" if why else "")
+
+
+def supervise(run_dir: Path | RunFolder) -> int:
+    """The supervisor's main (`python -m mnist_core supervise RUN`): wait for a slot, run the trainer,
+    record how it ended, start the next queued run. Returns the trainer's exit code."""
+    run = runs.folder(run_dir)
+    code = 0
+    try:
+        with _slot_file(run, on_wait=lambda pos: None) as (_, slot):
+            if runs.stop_requested(run):
+                raise KeyboardInterrupt
+            oom_before = _oom_kills()
+            # The trainer inherits the slot's descriptor: the slot stays held while either process lives.
+            child = subprocess.Popen([sys.executable, "-m", "mnist_core", "_train", str(run.path)], cwd=REPO,
+                                     pass_fds=(slot.fileno(),))
+            code = _wait_forwarding_signals(child)
+            if runs.read_json(run.status).get("state") in runs.ACTIVE:  # the trainer recorded no end: say why
+                runs.set_status(run, "failed", error=_exit_reason(code, oom_before, run), pid=None,
+                                exit_code=code, finished=time.time())
+    except KeyboardInterrupt:
+        if runs.read_status(run)["state"] == "queued":
+            runs.set_status(run, "stopped", error="cancelled before training started", pid=None,
+                            finished=time.time())
+    except BaseException as e:  # the supervisor itself failed: the run must not look queued forever
+        runs.set_status(run, "failed", error=f"supervisor: {type(e).__name__}: {e}", pid=None)
+        raise
+    finally:
+        try:
+            dispatch(run.path.parent)
+        except OSError:
+            pass  # a full disk: the next page view dispatches again
+    return code
+
+
+def _wait_forwarding_signals(child: subprocess.Popen) -> int:
+    """Wait for the trainer; SIGTERM/SIGINT to the supervisor ask the trainer to stop cleanly."""
+    def forward(signum: int, frame: Any) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, forward)
+    while True:
+        try:
+            return child.wait()
+        except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for safety
+            continue
