@@ -37,7 +37,7 @@ key = ds.source.key
 
 # --- the data source ----------------------------------------------------------------------------
 c1, c2, c3, c4 = st.columns(4)
-c1.metric("Data source", {"keras": "Full MNIST", "data_dir": "Data directory", "bundled": "Bundled sample"}[src.name],
+c1.metric("Data source", src.title,
           help=src.label)
 c2.metric("Training images", f"{src.n_train:,}")
 c3.metric("Test images", f"{src.n_test:,}")

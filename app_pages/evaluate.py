@@ -18,7 +18,6 @@ from ui import loaders, state
 
 PER_PAGE = 40  # images per gallery page
 CHART_KEY = "ev_cm_chart"
-SOURCE_NAMES = {"data_dir": "data dir", "keras": "Keras cache", "bundled": "sample"}
 
 
 def _set_cell(t: int, p: int) -> None:
@@ -82,7 +81,7 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric("Test accuracy", f"{res.accuracy:.2%}")
 c2.metric("Test loss", f"{res.loss:.4f}", help="Cross-entropy (log loss) of the predicted probabilities")
 c3.metric(f"Mistakes of {n_test:,}", f"{res.n_mistakes:,}", help=f"Test images the model got wrong, out of {n_test:,}")
-c4.metric("Data source", SOURCE_NAMES.get(src.name, src.name), help=src.describe())
+c4.metric("Data source", src.title, help=src.describe())
 
 # --- confusion matrix and the images of a cell ------------------------------------------------------
 if "ev_true" not in st.session_state or "ev_pred" not in st.session_state:

@@ -19,8 +19,7 @@ with col_data:
     st.subheader("Data")
     try:
         src = loaders.data_source()
-        kind = {"keras": "Full MNIST", "data_dir": "A local MNIST copy", "bundled": "The bundled sample"}[src.name]
-        st.metric(kind, f"{src.n_train:,} train / {src.n_test:,} test")
+        st.metric(src.title, f"{src.n_train:,} train / {src.n_test:,} test")
         st.caption(f"Read from `{src.path}`.")
         if src.name == "bundled":
             st.info("This is a 10,000-image sample of MNIST shipped with the app, so it works offline. "

@@ -25,6 +25,10 @@ SAMPLE_PATH = Path(__file__).with_name("sample") / "mnist_sample.npz"
 KERAS_CACHE = Path.home() / ".keras" / "datasets" / "mnist.npz"
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 SOURCES = ("auto", "data_dir", "keras", "bundled")
+# Each source's short title (a metric, a column) and its label in a sentence.
+SOURCE_TITLES = {"data_dir": "Local MNIST copy", "keras": "Full MNIST", "bundled": "Bundled sample"}
+SOURCE_LABELS = {"data_dir": "MNIST from a data directory", "keras": "full MNIST (Keras cache)",
+                 "bundled": "the bundled MNIST sample"}
 IDX_NAMES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -47,12 +51,12 @@ class DataSource:
     n_test: int
 
     @property
+    def title(self) -> str:
+        return SOURCE_TITLES[self.name]
+
+    @property
     def label(self) -> str:
-        return {
-            "data_dir": "MNIST from a data directory",
-            "keras": "full MNIST (Keras cache)",
-            "bundled": "the bundled MNIST sample",
-        }[self.name]
+        return SOURCE_LABELS[self.name]
 
     @property
     def key(self) -> str:

@@ -71,7 +71,7 @@ def test_bundled_sample(fresh):
 def test_shared_data_directory(fresh, data_dir, monkeypatch):
     monkeypatch.setenv("MNIST_DATA_DIR", str(data_dir))
     at = run_page()
-    check_page(at, "Data directory", 22_699, 10_000)
+    check_page(at, "Local MNIST copy", 22_699, 10_000)
     assert str(data_dir) in at.caption[0].value
 
 
@@ -85,7 +85,7 @@ def test_full_size_npz(fresh, mnist, tmp_path, monkeypatch):
              x_test=mnist.x_test, y_test=mnist.y_test.astype(np.uint8))
     monkeypatch.setenv("MNIST_DATA_DIR", str(d))
     at = run_page()
-    check_page(at, "Data directory", 60_000, 10_000)
+    check_page(at, "Local MNIST copy", 60_000, 10_000)
 
 
 def test_bad_data_directory_is_a_clear_error(fresh, tmp_path, monkeypatch):
