@@ -59,7 +59,7 @@ def _progress_printer(tty: bool):
     return on_batch, on_epoch
 
 
-def _train_here(run: runs.RunFolder, cfg: TrainConfig, data_dir: str | None) -> int:
+def _train_here(run: runs.RunFolder, cfg: TrainConfig, data_dir: str | None, resume: bool = False) -> int:
     """Train an existing run folder in this process (a slot is already held); the exit code."""
     try:
         dataset = load_mnist(data_dir)
@@ -72,8 +72,8 @@ def _train_here(run: runs.RunFolder, cfg: TrainConfig, data_dir: str | None) -> 
 
     on_batch, on_epoch = _progress_printer(sys.stderr.isatty())
     try:
-        metrics = train(cfg, run.path, dataset, on_batch=on_batch, on_epoch=on_epoch)
-    except ConfigError as e:
+        metrics = train(cfg, run.path, dataset, on_batch=on_batch, on_epoch=on_epoch, resume=resume)
+    except (ConfigError, runs.RunError) as e:
         print(f"error: invalid setting {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -101,7 +101,47 @@ def _stop_on_signals(run: runs.RunFolder) -> None:
     signal.signal(signal.SIGTERM, on_signal)
 
 
+def _wait_and_train(run: runs.RunFolder, cfg: TrainConfig, data_dir: str | None, resume: bool = False) -> int:
+    """Wait in the queue for a slot (in the foreground, saying so), then train here."""
+    _stop_on_signals(run)
+    shown: list[int] = []
+
+    def on_wait(pos: int) -> None:  # say so once per place in line, not once per poll
+        if not shown or shown[-1] != pos:
+            shown.append(pos)
+            print(f"queued: waiting for a training slot (number {pos + 1} in line)", flush=True)
+
+    try:
+        with scheduler.training_slot(run, on_wait=on_wait):
+            return _train_here(run, cfg, data_dir, resume=resume)
+    except KeyboardInterrupt:
+        if runs.read_status(run).get("state") == "queued":
+            runs.set_status(run, "stopped", error="cancelled before training started", pid=None)
+        print("stopped", file=sys.stderr)
+        return 130
+    finally:
+        try:
+            scheduler.dispatch(run.path.parent)  # the next queued run may start now
+        except OSError:
+            pass
+
+
+def cmd_resume(a: argparse.Namespace) -> int:
+    run = runs.folder(a.resume)
+    try:
+        cfg = runs.load_config(run)
+        scheduler.requeue_for_resume(run, pid=os.getpid())
+    except runs.RunError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    data_dir = a.data_dir or runs.read_status(run).get("data_dir")
+    print(f"resuming {run.path} from its last checkpoint", flush=True)
+    return _wait_and_train(run, cfg, data_dir, resume=True)
+
+
 def cmd_train(a: argparse.Namespace) -> int:
+    if a.resume:
+        return cmd_resume(a)
     try:
         cfg = _config_from_args(a)
     except ConfigError as e:
@@ -131,27 +171,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         print(f"error: cannot create the run folder: {e.strerror or e}", file=sys.stderr)
         return 1
     print(f"run folder: {run.path}", flush=True)
-    _stop_on_signals(run)
-    shown: list[int] = []
-
-    def on_wait(pos: int) -> None:  # say so once per place in line, not once per poll
-        if not shown or shown[-1] != pos:
-            shown.append(pos)
-            print(f"queued: waiting for a training slot (number {pos + 1} in line)", flush=True)
-
-    try:
-        with scheduler.training_slot(run, on_wait=on_wait):
-            return _train_here(run, cfg, a.data_dir)
-    except KeyboardInterrupt:
-        if runs.read_status(run).get("state") == "queued":
-            runs.set_status(run, "stopped", error="cancelled before training started", pid=None)
-        print("stopped", file=sys.stderr)
-        return 130
-    finally:
-        try:
-            scheduler.dispatch(root)  # the next queued run may start now
-        except OSError:
-            pass
+    return _wait_and_train(run, cfg, a.data_dir)
 
 
 def cmd_train_queued(a: argparse.Namespace) -> int:
@@ -160,7 +180,7 @@ def cmd_train_queued(a: argparse.Namespace) -> int:
     _stop_on_signals(run)
     try:
         cfg = runs.load_config(run)
-        data_dir = runs.read_status(run).get("data_dir")
+        status = runs.read_status(run)
     except runs.RunError as e:
         runs.set_status(run, "failed", error=str(e), pid=None)
         print(f"error: {e}", file=sys.stderr)
@@ -168,7 +188,7 @@ def cmd_train_queued(a: argparse.Namespace) -> int:
     if runs.stop_requested(run):
         runs.set_status(run, "stopped", error="cancelled before training started", pid=None)
         return 130
-    return _train_here(run, cfg, data_dir)
+    return _train_here(run, cfg, status.get("data_dir"), resume=bool(status.get("resume")))
 
 
 def cmd_supervise(a: argparse.Namespace) -> int:
@@ -239,6 +259,9 @@ def cmd_predict(a: argparse.Namespace) -> int:
 def cmd_runs(a: argparse.Namespace) -> int:
     root = Path(a.root) if a.root else None
     listed = runs.list_runs(root)
+    if a.csv:
+        sys.stdout.write(runs.summary_csv(listed))
+        return 0
     infos = [r for r in listed if r.damaged is None]
     damaged = [r for r in listed if r.damaged is not None]
     if a.json:
@@ -289,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     g = t.add_mutually_exclusive_group()
     g.add_argument("--run-dir", help="the run folder to create (default: the runs folder / NAME)")
     g.add_argument("--name", help="run name inside the runs folder")
+    g.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or failed run from its last checkpoint")
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("evaluate", help="evaluate a run's model on the test set")
@@ -305,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
 
     r = sub.add_parser("runs", help="list the run folders")
     r.add_argument("--root", help="runs folder (default: MNIST_RUNS_DIR or models/)")
-    r.add_argument("--json", action="store_true")
+    fmt = r.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true", help="every run's settings and final figures, one row each")
     r.set_defaults(fn=cmd_runs)
 
     # Internal: started by the scheduler (see scheduler.py), not meant to be typed.

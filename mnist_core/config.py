@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,6 +206,7 @@ class TrainConfig:
     zoom_frac: float = 0.1
     limit: int | None = None
     seed: int = 42
+    init_from: str | None = None  # a run whose weights this one starts from ("continue" / fine-tune)
 
     def __post_init__(self) -> None:
         if isinstance(self.arch, dict):
@@ -234,6 +236,10 @@ class TrainConfig:
         _check(self.limit is None or _in_range("limit", self.limit, whole=True), "limit",
                f"must be empty (all images) or at least {RANGES['limit'][0]:g} images")
         _check(_in_range("seed", self.seed, whole=True), "seed", "must be a whole number from 0 to 2^31-1")
+        _check(self.init_from is None or (isinstance(self.init_from, str) and 0 < len(self.init_from) <= 64
+                                          and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.init_from)
+                                          is not None and ".." not in self.init_from),
+               "init_from", "must be the name of an existing run (letters, digits, . - _)")
         if self.limit is not None:
             n_fit = self.limit - int(self.limit * self.validation_split)
             _check(self.batch_size <= n_fit, "batch_size",

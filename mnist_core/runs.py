@@ -3,7 +3,8 @@
 A run lives in `<runs root>/<name>/`; `RunFolder` is the one place that names its files (`config.json`,
 `status.json` queued | running | finished | stopped | failed, `history.csv` one row per epoch,
 `progress.json` batch progress (overwritten), `batches.csv` the per-batch curve, `model.keras`,
-`metrics.json`, `evaluation/` cached predictions, `trainer.log`) and that stamps a model's version for
+`metrics.json`, `evaluation/` cached predictions, `checkpoint.keras` the last epoch's state for a resume,
+`tensorboard/` event files, `trainer.log`) and that stamps a model's version for
 every cache. The trainer is the only writer of a run's training files, and every write goes to a
 temporary name first and is then renamed, so a crash never leaves a half-written file under a real
 name. Every file is read through one schema-checking reader: a file that does not hold what it should
@@ -79,6 +80,8 @@ class RunFolder:
     stop = property(lambda self: self.path / "stop.request")
     imported = property(lambda self: self.path / "imported.json")  # marks a run made by model_import
     log = property(lambda self: self.path / "trainer.log")
+    checkpoint = property(lambda self: self.path / "checkpoint.keras")  # see checkpoints.py
+    tensorboard = property(lambda self: self.path / "tensorboard")  # event files for TensorBoard
 
     def model_stamp(self) -> int:
         """The model file's version for caches (its mtime in ns); 0 when there is no model. A model
@@ -228,7 +231,7 @@ def _check_fields(doc: Any, where: str, numbers: tuple[str, ...] = (), strings: 
     return doc
 
 
-_STATUS_NUMBERS = ("created", "updated", "started", "finished", "exit_code")
+_STATUS_NUMBERS = ("created", "created_queue", "updated", "started", "finished", "exit_code")
 _STATUS_INTS = ("pid", "supervisor")
 _STATUS_STRINGS = ("state", "error", "host", "owner", "data_dir", "parent", "engine")
 METRIC_NUMBERS = ("test_accuracy", "test_loss", "train_seconds", "eval_seconds", "images_per_s",
@@ -401,16 +404,20 @@ def stop_requested(run_dir: Path | RunFolder) -> bool:
 
 
 # --- history, batches and progress --------------------------------------------------------------
+def _csv(rows: list[dict[str, Any]], fields: tuple[str, ...], header: bool = True) -> bytes:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    if header:
+        w.writeheader()
+    for r in rows:
+        w.writerow({k: "" if r.get(k) is None else r[k] for k in fields})
+    return buf.getvalue().encode()
+
+
 def append_history(run_dir: Path | RunFolder, row: dict[str, Any]) -> None:
     """Rewrite history.csv with one more row (atomically; the file is tiny)."""
     run = folder(run_dir)
-    rows = read_history(run) + [row]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: r.get(k, "") for k in HISTORY_FIELDS})
-    atomic_write_bytes(run.history, buf.getvalue().encode())
+    atomic_write_bytes(run.history, _csv(read_history(run) + [row], HISTORY_FIELDS))
 
 
 def read_history(run_dir: Path | RunFolder) -> list[dict[str, Any]]:
@@ -418,20 +425,22 @@ def read_history(run_dir: Path | RunFolder) -> list[dict[str, Any]]:
     return _read_rows(run.history, HISTORY_FIELDS, f"history.csv of {run.name}", ints=("epoch",))
 
 
+def truncate_curves(run_dir: Path | RunFolder, epochs: int) -> None:
+    """Keep only the first `epochs` epochs of history.csv and batches.csv (a resumed run drops what
+    the interrupted epoch had written), each rewritten atomically."""
+    run = folder(run_dir)
+    atomic_write_bytes(run.history, _csv([r for r in read_history(run) if r["epoch"] <= epochs], HISTORY_FIELDS))
+    atomic_write_bytes(run.batches, _csv([r for r in read_batches(run) if r["epoch"] <= epochs], BATCH_FIELDS))
+
+
 def append_batches(run_dir: Path | RunFolder, rows: list[dict[str, Any]]) -> None:
     """Append per-batch points to batches.csv. One small write with O_APPEND per call: a reader sees
     whole lines, or a last line cut short that it skips (see `_read_rows`)."""
     run = folder(run_dir)
-    new = not run.batches.exists()
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=BATCH_FIELDS, extrasaction="ignore", lineterminator="\n")
-    if new:
-        w.writeheader()
-    for r in rows:
-        w.writerow({k: r.get(k, "") for k in BATCH_FIELDS})
+    data = _csv(rows, BATCH_FIELDS, header=not run.batches.exists())
     fd = os.open(run.batches, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        os.write(fd, buf.getvalue().encode())
+        os.write(fd, data)
     finally:
         os.close(fd)
 
@@ -515,6 +524,38 @@ class RunInfo:
     @property
     def data_source(self) -> str | None:
         return self.metrics.get("data_source")
+
+
+# The settings that tell runs apart, as columns (the runs table, its CSV, comparisons).
+CONFIG_COLUMNS = ("epochs", "batch_size", "optimizer", "learning_rate", "lr_schedule", "validation_split",
+                  "augment", "early_stopping", "limit", "seed", "init_from")
+
+
+def summary_row(info: RunInfo) -> dict[str, Any]:
+    """One flat row per run: its outcome and the settings it was trained with (for a CSV or a table)."""
+    row: dict[str, Any] = {
+        "name": info.name, "status": f"damaged: {info.damaged}" if info.damaged else info.state,
+        "owner": info.owner or "", "preset": info.preset, "params": info.params, "epochs_done": info.epochs_done,
+        "val_accuracy": info.val_accuracy, "test_accuracy": info.test_accuracy,
+        "train_seconds": info.train_seconds, "data_source": info.data_source or "",
+        "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.created)) if info.created else "",
+    }
+    cfg = info.config
+    for k in CONFIG_COLUMNS:
+        row[k] = getattr(cfg, k) if cfg is not None else None
+    return row
+
+
+def summary_csv(infos: list[RunInfo]) -> str:
+    """Every run's summary row as CSV text."""
+    rows = [summary_row(r) for r in infos]
+    if not rows:
+        return ""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
+    return buf.getvalue()
 
 
 def _check_model_file(run: RunFolder, status: dict[str, Any]) -> None:

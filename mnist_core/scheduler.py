@@ -72,7 +72,8 @@ def _active(root: Path) -> list[tuple[RunFolder, dict[str, Any]]]:
             continue
         if st["state"] in runs.ACTIVE:
             out.append((run, st))
-    out.sort(key=lambda t: (t[1].get("created") or 0, t[0].name))
+    # Place in line: when the run was queued (a resumed run queues again at the back).
+    out.sort(key=lambda t: (t[1].get("created_queue") or t[1].get("created") or 0, t[0].name))
     return out
 
 
@@ -177,6 +178,44 @@ def submit(config: TrainConfig, name: str, root: Path | None = None, data_dir: s
     run_dir = runs.create_run(config, name, root=root, data_dir=data_dir, owner=owner, pid=None, **status)
     dispatch(root)
     return run_dir
+
+
+def resumable(run_dir: Path | RunFolder) -> str | None:
+    """None if the run can be resumed from its checkpoint, else why not."""
+    from . import checkpoints
+
+    run = runs.folder(run_dir)
+    st = runs.read_status(run)
+    if st["state"] not in ("stopped", "failed"):
+        return f"run {run.name} is {st['state']}: only a stopped or failed run can be resumed"
+    ck = checkpoints.read_state(run)
+    if ck is None:
+        return f"run {run.name} has no checkpoint (it ended before its first epoch did)"
+    epochs = runs.load_config(run).epochs
+    if ck.epoch >= epochs and run.metrics.exists():
+        return f"run {run.name} had finished all {epochs} epochs; use Continue training for more"
+    return None  # (all epochs done but killed before the model was evaluated: the resume finishes that)
+
+
+def requeue_for_resume(run_dir: Path | RunFolder, pid: int | None = None) -> None:
+    """Put a stopped or failed run back in the queue, to continue from its last checkpoint. `pid`:
+    the process that will wait for the slot itself (the CLI); None: the scheduler starts it."""
+    run = runs.folder(run_dir)
+    why = resumable(run)
+    if why:
+        raise RunError(why)
+    check_limits(runs.read_status(run).get("owner"), run.path.parent)
+    run.stop.unlink(missing_ok=True)
+    # Last in line again: a resumed run does not jump the queue.
+    runs.set_status(run, "queued", pid=pid, resume=True, error=None, exit_code=None, finished=None,
+                    created_queue=time.time())
+
+
+def resume(run_dir: Path | RunFolder) -> None:
+    """Queue a stopped or failed run to continue from its last checkpoint, and start what can start."""
+    run = runs.folder(run_dir)
+    requeue_for_resume(run)
+    dispatch(run.path.parent)
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import runs
+from . import checkpoints, runs
 from .architectures import build_model, param_count
 from .config import TrainConfig
 from .data import Dataset
@@ -104,36 +104,47 @@ def augment_batch(images: Any, seed: Any, rotation_deg: float, shift_frac: float
                                                  fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
 
 
-def make_pipeline(x: np.ndarray, y: np.ndarray, config: TrainConfig, training: bool) -> Any:
-    """tf.data over uint8 images: shuffle, batch, cast to [0, 1], optionally augment, prefetch."""
+def make_pipeline(x: np.ndarray, y: np.ndarray, config: TrainConfig, training: bool, first_epoch: int = 0) -> Any:
+    """tf.data over uint8 images: batches cast to [0, 1], optionally augmented, prefetched.
+
+    For training the dataset holds every epoch from `first_epoch` to `config.epochs`, one after the
+    other (fit it with `steps_per_epoch`): epoch e's order is a permutation drawn from (seed, e) and
+    batch b's augmentation from (seed, e, b), both stateless. So epoch e is the same whether the run
+    started at 0 or was resumed at e (tf.data's own reshuffling depends on how many times the dataset
+    was iterated in this process, which a resumed process cannot replay)."""
     import tensorflow as tf
 
-    # Shuffle and batch indices, then gather each batch from the in-memory arrays in one op: measured
-    # ~1.5x the images/s of shuffling and batching the image slices one by one (benchmarks/README.md).
+    # Batches of indices, then each batch gathered from the in-memory arrays in one op: measured ~1.5x
+    # the images/s of shuffling and batching the image slices one by one (benchmarks/README.md).
     xs, ys = tf.constant(x), tf.constant(y)
-    ds = tf.data.Dataset.range(len(x))
-    if training:
-        ds = ds.shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
-    ds = ds.batch(config.batch_size)
+    n, bs = len(x), config.batch_size
+    steps = math.ceil(n / bs)
+    seed = tf.constant(config.seed, tf.int64)
 
     def to_float(idx):
         return tf.cast(tf.gather(xs, idx), tf.float32)[..., None] / 255.0, tf.gather(ys, idx)
 
-    if training and config.augment:
-        def augmented(idx, seed):
-            xb, yb = to_float(idx)
-            return augment_batch(xb, seed, config.rotation_deg, config.shift_frac, config.zoom_frac), yb
+    if training:
+        def epoch(e):
+            order = tf.argsort(tf.random.stateless_uniform([n], seed=tf.stack([seed, e])))
+            batch_seeds = tf.data.Dataset.range(steps).map(lambda b: tf.stack([seed + 1, e * steps + b]))
+            return tf.data.Dataset.zip((tf.data.Dataset.from_tensor_slices(order).batch(bs), batch_seeds))
 
-        # One stateless seed pair per batch from a seeded random stream: deterministic for a given
-        # config seed, and safe to map in parallel under op determinism.
-        seeds = tf.data.Dataset.random(seed=config.seed).batch(2)
-        ds = tf.data.Dataset.zip((ds, seeds)).map(augmented, num_parallel_calls=_PARALLEL)
+        ds = tf.data.Dataset.range(first_epoch, config.epochs).flat_map(epoch)
+
+        def batch(idx, batch_seed):
+            xb, yb = to_float(idx)
+            if config.augment:
+                xb = augment_batch(xb, batch_seed, config.rotation_deg, config.shift_frac, config.zoom_frac)
+            return xb, yb
+
+        ds = ds.map(batch, num_parallel_calls=_PARALLEL)
     else:
-        ds = ds.map(to_float, num_parallel_calls=_PARALLEL)
+        ds = tf.data.Dataset.range(n).batch(bs).map(to_float, num_parallel_calls=_PARALLEL)
     # No tf.data autotuning: its model thread is joined each time an iterator is destroyed (every epoch,
-    # for training and validation), and on these machines that join waited 5-20 s with the CPU idle
-    # now and then (seen in gdb: Model::OptimizeLoop on a timed wait). Fixed parallelism and a
-    # two-batch prefetch measured as fast as autotune's choice (benchmarks/README.md, overhead).
+    # for validation), and on these machines that join waited 5-20 s with the CPU idle now and then
+    # (seen in gdb: Model::OptimizeLoop on a timed wait). Fixed parallelism and a two-batch prefetch
+    # measured as fast as autotune's choice (benchmarks/README.md, overhead).
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.prefetch(2).with_options(options)
@@ -160,7 +171,7 @@ def _callback_base() -> type:
 def make_callback(run_dir: Path | None, config: TrainConfig, steps_per_epoch: int,
                   on_batch: Callable[[dict[str, Any]], None] | None = None,
                   on_epoch: Callable[[dict[str, Any]], None] | None = None,
-                  progress_every_s: float = 0.5) -> Any:
+                  progress_every_s: float = 0.5, first_step: int = 0) -> Any:
     """The progress/stop/schedule callback (see the module docstring)."""
     run = runs.folder(run_dir) if run_dir is not None else None
 
@@ -168,7 +179,7 @@ def make_callback(run_dir: Path | None, config: TrainConfig, steps_per_epoch: in
         def __init__(self) -> None:
             super().__init__()
             self.total_steps = steps_per_epoch * config.epochs
-            self.step = 0
+            self.step = first_step  # a resumed run continues its learning-rate schedule
             self.epoch = 0
             self.epoch_start = time.perf_counter()
             self.last_write = 0.0
@@ -228,18 +239,37 @@ def make_callback(run_dir: Path | None, config: TrainConfig, steps_per_epoch: in
                     row[k] = float(logs[k])
             if run is not None:
                 runs.append_history(run, row)
+                if self.step == (epoch + 1) * steps_per_epoch:  # a whole epoch (not one cut short by Stop)
+                    checkpoints.save(self.model, run, epoch + 1, self.step)
             if on_epoch:
                 on_epoch(row)
 
     return RunFolderCallback()
 
 
+def _fresh_model(config: TrainConfig) -> Any:
+    """The config's network, compiled; starting from a parent run's weights when `init_from` names one."""
+    model = build_model(config.arch)
+    model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    if config.init_from:
+        from .inference import load_model
+
+        parent = load_model(runs.folder(runs.runs_root() / config.init_from).model)
+        try:
+            model.set_weights(parent.get_weights())
+        except ValueError as e:
+            raise runs.RunError(f"the weights of {config.init_from} do not fit this network ({e})") from e
+    return model
+
+
 def train(config: TrainConfig, run_dir: Path | None, dataset: Dataset, *,
           on_batch: Callable[[dict[str, Any]], None] | None = None,
           on_epoch: Callable[[dict[str, Any]], None] | None = None,
           devices: list[str] | None = None, deterministic: bool = True,
-          extra_callbacks: list[Any] | None = None) -> dict[str, Any]:
-    """Train `config` on `dataset`; with a `run_dir`, write the run folder as training goes.
+          extra_callbacks: list[Any] | None = None, resume: bool = False) -> dict[str, Any]:
+    """Train `config` on `dataset`; with a `run_dir`, write the run folder as training goes (a
+    checkpoint and TensorBoard events each epoch). With `resume`, continue the run folder's last
+    checkpoint: the same epochs, batches and learning rates the uninterrupted run would have had.
     Returns the metrics dict (also saved as metrics.json). Status ends finished, stopped or failed."""
     import keras
     import tensorflow as tf
@@ -255,30 +285,46 @@ def train(config: TrainConfig, run_dir: Path | None, dataset: Dataset, *,
         if deterministic:
             tf.config.experimental.enable_op_determinism()
         x_fit, y_fit, x_val, y_val = split_data(dataset, config)
+        steps = math.ceil(len(x_fit) / config.batch_size)
         strategy = get_strategy(devices)
+        first_epoch = 0
         with strategy.scope():
-            model = build_model(config.arch)
-            model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy",
-                          metrics=["accuracy"])
-        train_ds = make_pipeline(x_fit, y_fit, config, training=True)
+            if resume:
+                if run_dir is None:
+                    raise ValueError("resume needs a run folder")
+                model, state = checkpoints.load(run_dir)
+                first_epoch = state.epoch
+                runs.truncate_curves(run_dir, first_epoch)  # what a killed epoch had written goes
+            else:
+                model = _fresh_model(config)
+        train_ds = make_pipeline(x_fit, y_fit, config, training=True, first_epoch=first_epoch)
         val_ds = make_pipeline(x_val, y_val, config, training=False) if len(x_val) else None
         n_fit, n_val = len(x_fit), len(x_val)
         # The pipelines hold their own copies (tf.constant); dropping the split's numpy copies keeps
         # the trainer's peak memory ~20 MB lower on MNIST (benchmarks/README.md, memory).
         del x_fit, y_fit, x_val, y_val
-        steps = math.ceil(n_fit / config.batch_size)
-        cb = make_callback(run_dir, config, steps, on_batch=on_batch, on_epoch=on_epoch)
+        cb = make_callback(run_dir, config, steps, on_batch=on_batch, on_epoch=on_epoch,
+                           first_step=first_epoch * steps)
         callbacks = [cb] + list(extra_callbacks or [])
+        if run_dir is not None:
+            # Scalars per epoch and the graph, for `tensorboard --logdir <runs folder>`; the app itself
+            # reads history.csv.
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(runs.folder(run_dir).tensorboard),
+                                                         histogram_freq=0, write_graph=True,
+                                                         update_freq="epoch", profile_batch=0))
         if config.early_stopping:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
                                                            restore_best_weights=True))
         t0 = time.perf_counter()
-        hist = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks,
-                         shuffle=False, verbose=0)  # the pipeline shuffles
-        train_seconds = time.perf_counter() - t0
+        hist = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=first_epoch,
+                         steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=0)
+        session_seconds = train_seconds = time.perf_counter() - t0
+        if first_epoch and run_dir is not None:  # the epochs before the resume count too
+            train_seconds += sum(r.get("seconds") or 0.0 for r in runs.read_history(run_dir)[:first_epoch])
         del train_ds, val_ds  # free the pipelines' image copies before the test-set pass
-        epochs_done = len(hist.history.get("loss", []))
-        images_seen = min(cb.step * config.batch_size, epochs_done * n_fit)
+        epochs_run = len(hist.history.get("loss", []))
+        epochs_done = first_epoch + epochs_run
+        images_seen = min((cb.step - first_epoch * steps) * config.batch_size, epochs_run * n_fit)
         if run_dir is not None:
             runs.save_model_atomic(model, run_dir)
         t1 = time.perf_counter()
@@ -290,7 +336,7 @@ def train(config: TrainConfig, run_dir: Path | None, dataset: Dataset, *,
             "test_accuracy": result.accuracy, "test_loss": result.loss, "mistakes": result.n_mistakes,
             "n_test": len(dataset.y_test), "train_seconds": round(train_seconds, 3),
             "eval_seconds": round(time.perf_counter() - t1, 3),
-            "images_per_s": round(images_seen / train_seconds, 1),
+            "images_per_s": round(images_seen / session_seconds, 1),
             "epochs_done": epochs_done, "n_train": n_fit, "n_val": n_val,
             "params": param_count(config.arch), "data_source": dataset.source.name,
             "data": dataset.source.describe(), "stopped_early": bool(cb.stopped),

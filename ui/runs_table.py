@@ -17,7 +17,7 @@ from mnist_core import plots, runs
 from . import fmt, state, train_live
 
 ss = st.session_state
-MSG = "tr_msg"  # a one-shot (kind, text) message set by a callback, shown on the next run
+MSG = train_live.MSG
 
 
 def _table(infos: list[runs.RunInfo]) -> None:
@@ -104,5 +104,9 @@ def render(infos: list[runs.RunInfo]) -> None:
         st.fragment(_live_table, run_every=5)()
     else:
         _table(infos)
+    st.download_button("Download all runs as CSV", data=runs.summary_csv(infos), file_name="runs.csv",
+                       mime="text/csv", key="tr_runs_csv", icon=":material/download:", on_click="ignore",
+                       help="Each run's settings and final figures, one row each (also: python -m mnist_core "
+                            "runs --csv).")
     _compare(infos)
     _delete_ui(infos)

@@ -9,18 +9,21 @@ its buttons rerun the whole app ("Use as current model" must redraw the sidebar)
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from functools import partial
 from typing import Any
 
 import streamlit as st
 
-from mnist_core import plots, runs, scheduler
+from mnist_core import checkpoints, plots, runs, scheduler
+from mnist_core.config import ConfigError
 
-from . import fmt, state
+from . import fmt, loaders, state
 
 ss = st.session_state
 WATCH = "train_watch"  # session_state key: the name of the run this session is watching
+MSG = "tr_msg"  # a one-shot (kind, text) message set by a callback, shown on the next run
 STATE_BADGES = {"queued": ":gray[:material/hourglass_top: queued]", "running": ":blue[:material/sync: running]",
                 "finished": ":green[:material/check_circle: finished]",
                 "stopped": ":orange[:material/stop_circle: stopped]", "failed": ":red[:material/error: failed]"}
@@ -142,11 +145,56 @@ def _result(info: runs.RunInfo) -> None:
         b[1].download_button("Download model.keras", data=partial(info.folder.model.read_bytes),
                              file_name=f"{info.name}.keras", mime="application/octet-stream",
                              key="tr_download", on_click="ignore")
+    _next_steps(info)
     if info.state == "failed":
         tail = runs.log_tail(info.path)
         if tail:
             with st.expander("Trainer output (last lines)"):
                 st.code(tail, language=None)
+
+
+def _resume(name: str) -> None:
+    try:
+        scheduler.resume(runs.runs_root() / name)
+    except (runs.RunError, OSError) as e:
+        ss[MSG] = ("error", f"Could not resume {name}: {e}")
+
+
+def _continue(info: runs.RunInfo) -> None:
+    """Continue training: a new run that starts from this run's weights (recorded as its parent)."""
+    epochs, lr = int(ss["tr_more_epochs"]), float(ss["tr_more_lr"])
+    cfg = dataclasses.replace(info.config, epochs=epochs, learning_rate=lr, init_from=info.name)
+    name = runs.suggest_name(f"{info.name}-more")
+    root = runs.runs_root()
+    for i in range(2, 100):
+        if not (root / name).exists():
+            break
+        name = runs.suggest_name(f"{info.name}-more{i}")
+    try:
+        run_dir = scheduler.submit(cfg, name, data_dir=loaders.data_dir_setting(), parent=info.name)
+    except (runs.RunError, ConfigError, OSError) as e:
+        ss[MSG] = ("error", f"Could not continue {info.name}: {e}")
+        return
+    watch(run_dir.name)
+
+
+def _next_steps(info: runs.RunInfo) -> None:
+    """Resume a stopped or failed run from its checkpoint; continue a trained one for more epochs."""
+    cols = st.columns([1, 1, 3])
+    if info.state in ("stopped", "failed") and scheduler.resumable(info.path) is None:
+        ck = checkpoints.read_state(info.path)
+        cols[0].button(f"Resume from epoch {ck.epoch}", key="tr_resume", icon=":material/play_circle:",
+                       on_click=_resume, args=(info.name,),
+                       help="Continue this run from its last checkpoint: the same epochs, batches and "
+                            "learning rates it would have had without the interruption.")
+    if info.usable and info.config is not None:
+        with cols[1].popover("Continue training", icon=":material/fast_forward:"):
+            st.caption(f"A new run that starts from the weights of **{info.name}** (a fresh optimiser).")
+            st.number_input("More epochs", 1, 100, value=max(1, info.config.epochs // 2), key="tr_more_epochs")
+            st.number_input("Learning rate", 1e-6, 1.0, value=float(info.config.learning_rate) / 4,
+                            format="%.6f", key="tr_more_lr",
+                            help="Lower than the first run's: the weights are already good.")
+            st.button("Start", key="tr_more_go", type="primary", on_click=_continue, args=(info,))
 
 
 def _header(info: runs.RunInfo, progress: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mnist_core import architectures, runs, scheduler
+from mnist_core import architectures, checkpoints, runs, scheduler
 from mnist_core.config import PRESET_NAMES, ArchConfig, preset_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -262,4 +262,33 @@ def test_killed_trainer_is_reported_failed(env):
     wait_for(at, lambda a: "failed" in heading(a), 20, "the failure to show")
     errors = [e.value for e in at.error]
     assert any("the trainer was killed (SIGKILL" in e for e in errors), errors
+    assert not at.exception
+
+
+def test_resume_a_stopped_run_and_continue_a_finished_one(env, data_dir, mnist):
+    """A run stopped in epoch 2 offers "Resume from epoch 1"; the resumed run finishes all its epochs.
+    A finished run offers "Continue training": a new run starting from its weights."""
+    from mnist_core.training import request_stop, train
+    from tests.conftest import take
+
+    cfg = preset_config("classic", epochs=2, limit=600)
+    run = runs.create_run(cfg, "halfway", root=env, data_dir=str(data_dir))
+    train(cfg, run, take(mnist, 600, 200), on_batch=lambda p: p["epoch"] == 2 and request_stop())
+    assert runs.read_status(run)["state"] == "stopped"
+    assert checkpoints.read_state(run).epoch == 1  # epoch 2 was cut short: its checkpoint is epoch 1's
+
+    at = open_train()
+    at.session_state["train_watch"] = "halfway"
+    at.run()
+    assert "halfway" in heading(at) and "stopped" in heading(at)
+    at.button(key="tr_resume").click().run()
+    assert runs.read_status(run)["state"] in runs.ACTIVE
+    wait_for(at, lambda a: "finished" in heading(a), 120, "the resumed run to finish")
+    assert [h["epoch"] for h in runs.read_history(run)] == [1, 2]
+
+    at.number_input(key="tr_more_epochs").set_value(1)
+    at.button(key="tr_more_go").click().run()
+    child = runs.load_config(env / "halfway-more")
+    assert child.init_from == "halfway" and child.epochs == 1 and child.arch == cfg.arch
+    assert "halfway-more" in heading(at)
     assert not at.exception

@@ -138,10 +138,26 @@ def test_pipeline_has_no_autotune_thread(tiny):
     # project's machines that join stalled training for 5-20 s with the CPU idle (benchmarks/README.md).
     cfg = preset_config("classic", limit=64, batch_size=32, augment=True)
     x, y = tiny.x_train[:64], tiny.y_train[:64]
-    for training in (True, False):
+    for training, passes in ((True, cfg.epochs), (False, 1)):
         ds = make_pipeline(x, y, cfg, training=training)
         assert ds.options().autotune.enabled is False
-        assert sum(len(b[1]) for b in ds) == 64  # every image once per pass
+        assert sum(len(b[1]) for b in ds) == 64 * passes  # every image once per epoch
+
+
+def test_training_pipeline_epochs_do_not_depend_on_where_the_run_started(tiny):
+    """Epoch e of a run resumed at e is epoch e of the uninterrupted run: its own order (a permutation
+    of all the images) and its own augmentation."""
+    cfg = preset_config("fast", limit=96, batch_size=32, epochs=3)
+    x, y = tiny.x_train[:96], tiny.y_train[:96]
+    whole = [(b[0].numpy(), b[1].numpy()) for b in make_pipeline(x, y, cfg, training=True)]
+    later = [(b[0].numpy(), b[1].numpy()) for b in make_pipeline(x, y, cfg, training=True, first_epoch=2)]
+    assert len(whole) == 9 and len(later) == 3
+    for (xa, ya), (xb, yb) in zip(whole[6:], later, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    labels = [np.concatenate([b[1] for b in whole[i:i + 3]]) for i in (0, 3, 6)]
+    assert all(sorted(lab) == sorted(y) for lab in labels)  # each epoch sees every image once
+    assert not np.array_equal(labels[0], labels[1])  # in a new order
 
 
 def _com(batch: np.ndarray) -> np.ndarray:
