@@ -35,7 +35,7 @@ def _on_start() -> None:
         ss[runs_table.MSG] = ("error", f"Run name: {e}")
         return
     try:
-        run_dir = scheduler.submit(cfg, name, data_dir=loaders.data_dir_setting())
+        run_dir = scheduler.submit(cfg, name, data_dir=loaders.data_dir_setting(), n_train=n_train)
     except runs.RunError as e:  # taken a moment ago by someone else, or the queue is full
         ss[runs_table.MSG] = ("error", f"Not started: {e}")
         return

@@ -222,6 +222,17 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _read_upload(path: Path) -> bytes:
+    """At most one byte more than an upload may have (load_image then refuses it by size): a huge file
+    is not read whole, and a FIFO or device is refused instead of read forever."""
+    from .preprocess import MAX_UPLOAD_BYTES, ImageError
+
+    if not path.is_file():
+        raise ImageError(f"{path.name} is not a regular file" if path.exists() else f"{path.name}: No such file")
+    with open(path, "rb") as f:
+        return f.read(MAX_UPLOAD_BYTES + 1)
+
+
 def cmd_predict(a: argparse.Namespace) -> int:
     from .inference import ModelError, load_model, predict_one
     from .preprocess import ImageError, load_image, preprocess
@@ -235,7 +246,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
     for f in a.images:
         rec: dict = {"file": f, "label": None, "probabilities": None}
         try:
-            pre = preprocess(load_image(Path(f).read_bytes(), Path(f).name))
+            pre = preprocess(load_image(_read_upload(Path(f)), Path(f).name))
             if pre.blank:
                 rec["note"] = "blank image: no digit found"
             else:

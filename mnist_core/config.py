@@ -18,7 +18,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .architectures import KINDS, Spec, custom_layers
+from .architectures import KINDS, Spec, custom_layers, param_count
+from .limits import MAX_PARAMS, count
 from .presets import CUSTOM, PRESETS
 
 PRESET_NAMES = tuple(PRESETS)
@@ -125,6 +126,12 @@ class ArchConfig:
         self.validate()
         if not self.layers:
             object.__setattr__(self, "layers", self.resolved_layers())
+        try:
+            params = param_count(self)
+        except ValueError:
+            return  # the image shrinks away: the form and the trainer report that (summary_rows)
+        _check(params <= MAX_PARAMS, "arch", f"declares {count(params)} parameters; this app trains and loads at "
+               f"most {count(MAX_PARAMS)} (use fewer filters, a smaller kernel or fewer dense units)")
 
     @property
     def is_custom(self) -> bool:

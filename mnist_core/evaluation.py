@@ -22,11 +22,12 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 
 from . import runs
 from .data import Dataset, DataSource
+from .limits import SERVE_BATCH
 
 LABELS = list(range(10))
 
 
-def predict_proba(model: Any, images: np.ndarray, batch_size: int = 1000,
+def predict_proba(model: Any, images: np.ndarray, batch_size: int = SERVE_BATCH,
                   progress: Callable[[float], None] | None = None) -> np.ndarray:
     """Class probabilities `(N, 10)` for uint8 `(N, 28, 28)` images."""
     from .inference import compiled_call

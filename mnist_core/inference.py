@@ -2,21 +2,35 @@
 
 `load_model` opens a `.keras` file with Keras `safe_mode=True` (no arbitrary code from Lambda layers)
 and checks that it is an MNIST classifier: input `(28, 28, 1)`, 10 output classes, built only from
-Keras's own layers. Every failure is a `ModelError` with a message a user can act on. `compiled_call`
+Keras's own layers. Before Keras sees the file, `check_keras_archive` sizes the model its config.json
+declares (`limits.estimate_keras_config`, no layer built) and refuses one too big for this server:
+Keras builds every layer, allocating its weights, before it notices that a 30 KB file cannot hold
+them. Loads run one at a time per process, so concurrent uploads do not add up. Every failure is a
+`ModelError` with a message a user can act on. `compiled_call`
 wraps the model in one traced `tf.function`, which is what makes a single prediction take milliseconds:
 `model.predict` builds a dataset and a step function on every call (~100 ms for one image on 2 cores).
 """
 
 from __future__ import annotations
 
+import json
+import threading
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import limits
+
 MAX_MODEL_BYTES = 50 * 1024 * 1024
 MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
+# The architecture inside a .keras archive: ~11 KB for the pretrained model, ~3 KB a layer. A megabyte
+# is ~300 layers; JSON much bigger would itself cost tens of MB of Python objects to parse.
+MAX_CONFIG_BYTES = 1024 * 1024
+WEIGHTS_FILE = "model.weights.h5"  # where Keras 3 stores the weights inside the archive
+_LOAD_LOCK = threading.Lock()  # one Keras load at a time per process: its peak memory never adds up
 
 
 class ModelError(ValueError):
@@ -45,6 +59,42 @@ def check_keras_archive(path: Path) -> None:
         if total > MAX_UNCOMPRESSED_BYTES:
             raise ModelError(f"{path.name} unpacks to {total / 2**20:.0f} MB (limit "
                              f"{MAX_UNCOMPRESSED_BYTES // 2**20} MB): refused as a possible zip bomb")
+        est = declared_size(z, path.name)
+        try:
+            limits.check_model(est, path.name, _stored_bytes(z, WEIGHTS_FILE, est.params, path.name))
+        except limits.LimitError as e:
+            raise ModelError(str(e)) from e
+
+
+def declared_size(z: zipfile.ZipFile, name: str) -> limits.Estimate:
+    """The size of the model an open `.keras` archive declares, from its config.json alone."""
+    if z.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
+        raise ModelError(f"{name}: its config.json is over {MAX_CONFIG_BYTES // 2**20} MB; an MNIST "
+                         "classifier's is a few KB")
+    try:
+        with z.open("config.json") as f:
+            config = json.loads(f.read(MAX_CONFIG_BYTES + 1))
+        return limits.estimate_keras_config(config)
+    except limits.LimitError as e:
+        raise ModelError(f"{name}: refused before loading: {e}") from e
+    except (ValueError, RecursionError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
+            NotImplementedError) as e:  # bad JSON, damaged data, CRC errors, an unknown compression method
+        raise ModelError(f"{name}: its config.json is not readable JSON ({str(e)[:200]})") from e
+
+
+def _stored_bytes(z: zipfile.ZipFile, member: str, enough: int, name: str) -> int:
+    """How many bytes the archive's `member` really holds, read up to `enough` (a zip's directory
+    may claim any size; only decompressing tells), or 0 when it is missing."""
+    if member not in z.namelist():
+        return 0
+    seen = 0
+    try:
+        with z.open(member) as f:
+            while seen < enough and (chunk := f.read(min(1 << 20, enough - seen))):
+                seen += len(chunk)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as e:
+        raise ModelError(f"{name}: its {member} is corrupt ({str(e)[:200]})") from e
+    return seen
 
 
 def validate_model(model: Any, name: str = "model") -> None:
@@ -68,14 +118,16 @@ def load_model(path: str | Path) -> Any:
     import keras
 
     path = Path(path)
-    check_keras_archive(path)
-    try:
-        model = keras.models.load_model(path, compile=False, safe_mode=True)
-    except Exception as e:  # Keras raises many types for bad files; the user needs one message
-        msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
-        if "Lambda" in str(e) or "safe_mode" in str(e) or "unsafe" in str(e).lower():
-            raise ModelError(f"{path.name}: refused, it contains custom code (Lambda layer): {msg}") from e
-        raise ModelError(f"{path.name} could not be loaded: {msg}") from e
+    check_keras_archive(path)  # cheap: refuses a bad file at once, without waiting for the lock
+    with _LOAD_LOCK:
+        check_keras_archive(path)  # again: the memory another load just used is no longer available
+        try:
+            model = keras.models.load_model(path, compile=False, safe_mode=True)
+        except Exception as e:  # Keras raises many types for bad files; the user needs one message
+            msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+            if "Lambda" in str(e) or "safe_mode" in str(e) or "unsafe" in str(e).lower():
+                raise ModelError(f"{path.name}: refused, it contains custom code (Lambda layer): {msg}") from e
+            raise ModelError(f"{path.name} could not be loaded: {msg}") from e
     validate_model(model, path.name)
     return model
 

@@ -2,7 +2,9 @@
 
 The checks, in order: the file name must end in `.keras` (legacy `.h5`/HDF5 and everything else is
 refused with a reason), the size must be within `MAX_IMPORT_BYTES`, the archive must be a real zip
-whose declared uncompressed size is bounded (no zip bomb; `inference.check_keras_archive`), and Keras
+whose declared uncompressed size is bounded (no zip bomb; `inference.check_keras_archive`), the model
+its config.json declares must fit this server (parameters, weights actually stored, memory to load
+and run it: `limits.check_model`, computed from the config without building a layer), and Keras
 must load it with `safe_mode=True` (no deserialised Python code) into an MNIST classifier built only
 from Keras's own layers (`inference.load_model` -> `validate_model`).
 

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from . import runs
+from . import limits, runs
+from .architectures import summary_rows
 from .config import TrainConfig
 from .runs import RunError, RunFolder
 
@@ -39,23 +40,23 @@ REPO = Path(__file__).resolve().parent.parent
 SLOTS_DIR = ".slots"
 
 
-def _env_int(name: str, default: int, lowest: int = 1) -> int:
+def _int_setting(value: str | None, default: int) -> int:
     try:
-        return max(lowest, int(os.environ.get(name, default)))
+        return max(1, int(value)) if value else default
     except ValueError:
         return default
 
 
 def max_trainings() -> int:
-    return _env_int("MNIST_MAX_TRAININGS", 1)
+    return _int_setting(os.environ.get("MNIST_MAX_TRAININGS"), 1)
 
 
 def max_queued() -> int:
-    return _env_int("MNIST_MAX_QUEUED", 50)
+    return _int_setting(os.environ.get("MNIST_MAX_QUEUED"), 50)
 
 
 def max_queued_per_user() -> int:
-    return _env_int("MNIST_MAX_QUEUED_PER_USER", 2)
+    return _int_setting(os.environ.get("MNIST_MAX_QUEUED_PER_USER"), 2)
 
 
 # --- the queue ------------------------------------------------------------------------------------
@@ -168,13 +169,28 @@ def check_limits(owner: str | None, root: Path) -> None:
                            f"{max_queued_per_user()} each, MNIST_MAX_QUEUED_PER_USER); stop one or wait for it")
 
 
+def training_memory(config: TrainConfig, n_train: int | None = None) -> limits.TrainingEstimate:
+    """The trainer's estimated peak memory for `config` on `n_train` images (default: all of MNIST)."""
+    n = min(config.limit or n_train or 60_000, n_train or 60_000)
+    return limits.estimate_training_bytes(summary_rows(config.arch), config.batch_size, config.optimizer, n)
+
+
+def check_memory(config: TrainConfig, n_train: int | None = None) -> None:
+    """RunError, saying the figures, when the training would not fit in the memory this server has
+    free (its cgroup's limit and usage): refused before it starts rather than killed half-way."""
+    est = training_memory(config, n_train)
+    if not est.fits():
+        raise RunError(f"not enough memory: {est.message()}")
+
+
 def submit(config: TrainConfig, name: str, root: Path | None = None, data_dir: str | None = None,
-           owner: str | None = None, **status: Any) -> Path:
+           owner: str | None = None, n_train: int | None = None, **status: Any) -> Path:
     """Queue a training as run `name` and start what can start; returns the run folder.
-    Raises RunError (bad or taken name, full queue) before anything is written."""
+    Raises RunError (bad or taken name, full queue, not enough memory) before anything is written."""
     root = Path(root) if root else runs.runs_root()
     runs.safe_run_name(name)
     check_limits(owner, root)
+    check_memory(config, n_train)
     run_dir = runs.create_run(config, name, root=root, data_dir=data_dir, owner=owner, pid=None, **status)
     dispatch(root)
     return run_dir
@@ -268,55 +284,13 @@ def _spawn(cmd: list[str], run: RunFolder, pass_fds: tuple[int, ...] = ()) -> su
 
 
 # --- the supervisor -------------------------------------------------------------------------------
-def _cgroup_file(name: str) -> Path | None:
-    """A file of this process's memory cgroup (v2 unified, or v1 `memory` controller), if it exists."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        base = Path("/sys/fs/cgroup") if controllers == "" else \
-            Path("/sys/fs/cgroup/memory") if "memory" in controllers.split(",") else None
-        if base is not None and (base / path.lstrip("/") / name).is_file():
-            return base / path.lstrip("/") / name
-    return None
-
-
-def _oom_kills() -> int | None:
-    """How many processes the kernel's OOM killer has killed in this process's memory cgroup (None
-    when the cgroup does not say). A trainer inherits its supervisor's cgroup."""
-    for name, key in (("memory.events", "oom_kill"), ("memory.oom_control", "oom_kill")):
-        p = _cgroup_file(name)
-        if p is None:
-            continue
-        try:
-            for line in p.read_text().splitlines():
-                k, _, v = line.partition(" ")
-                if k == key:
-                    return int(v)
-        except (OSError, ValueError):
-            continue
-    return None
-
-
-def _limit_mb() -> str:
-    for name in ("memory.max", "memory.limit_in_bytes"):
-        p = _cgroup_file(name)
-        try:
-            if p is not None and p.read_text().strip() != "max":
-                return f"{int(p.read_text()) / 2**20:,.0f} MB"
-        except (OSError, ValueError):
-            continue
-    return "unknown"
-
-
 def _exit_reason(code: int, oom_before: int | None, run: RunFolder) -> str:
     if code < 0:
         sig = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
-        oom_after = _oom_kills()
+        oom_after = limits.oom_kill_count()
         if code == -signal.SIGKILL and oom_before is not None and oom_after is not None and oom_after > oom_before:
-            return f"out of memory (limit {_limit_mb()}): the kernel stopped the trainer"
+            return (f"out of memory (limit {limits.mb(limits.memory_limit_bytes())}): the kernel stopped the "
+                    "trainer")
         if code == -signal.SIGKILL:
             return "the trainer was killed (SIGKILL; on a small server the usual cause is running out of memory)"
         return f"the trainer was killed by {sig}"
@@ -333,7 +307,7 @@ def supervise(run_dir: Path | RunFolder) -> int:
         with _slot_file(run, on_wait=lambda pos: None) as (_, slot):
             if runs.stop_requested(run):
                 raise KeyboardInterrupt
-            oom_before = _oom_kills()
+            oom_before = limits.oom_kill_count()
             # The trainer inherits the slot's descriptor: the slot stays held while either process lives.
             child = subprocess.Popen([sys.executable, "-m", "mnist_core", "_train", str(run.path)], cwd=REPO,
                                      pass_fds=(slot.fileno(),))

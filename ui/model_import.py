@@ -11,12 +11,11 @@ own size limit matches the core limit, so an oversized file is refused by the br
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import streamlit as st
 
-from mnist_core import runs
+from mnist_core import limits, runs
 from mnist_core.inference import ModelError
 from mnist_core.model_import import MAX_IMPORT_BYTES
 
@@ -33,8 +32,7 @@ def _uploader_key() -> str:
 
 def suggested_name(filename: str) -> str:
     """A run name from an uploaded file's name: its stem, made folder-safe, or "imported"."""
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(filename).stem).strip("-_")[: runs.MAX_NAME]
-    return stem or "imported"
+    return runs.suggest_name(Path(filename).stem, fallback="imported")
 
 
 def render() -> None:
@@ -46,8 +44,9 @@ def render() -> None:
         st.session_state[f"{KEY}_box"] = True
     with st.expander("Import model", icon=":material/upload_file:", key=f"{KEY}_box", on_change="rerun"):
         st.caption(f"A Keras 3 `.keras` file (at most {MAX_MB} MB) of an MNIST classifier: input 28×28×1, "
-                   "10 classes, standard Keras layers only. It is loaded in safe mode, so files with custom "
-                   "code (Lambda layers) are refused. Legacy `.h5` files are not accepted.")
+                   f"10 classes, standard Keras layers only, at most {limits.count(limits.MAX_PARAMS)} "
+                   "parameters. Its size is checked before it is loaded, and it is loaded in safe mode, so "
+                   "files with custom code (Lambda layers) are refused. Legacy `.h5` files are not accepted.")
         up = st.file_uploader("Model file", type=["keras"], max_upload_size=MAX_MB, key=_uploader_key())
         st.text_input("Name for the imported run", key=f"{KEY}_name", max_chars=runs.MAX_NAME,
                       placeholder=suggested_name(up.name) if up is not None else "defaults to the file name",

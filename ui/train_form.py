@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from mnist_core import architectures, runs
+from mnist_core import architectures, runs, scheduler
 from mnist_core.config import (
     KERNELS,
     MAX_BLOCKS,
@@ -187,8 +187,11 @@ def validated(n_train: int) -> tuple[TrainConfig | None, str | None]:
         cfg = config_of(ss)
         cfg.check_against_data(n_train)
         architectures.summary_rows(cfg.arch)
+        scheduler.check_memory(cfg, n_train)
     except ConfigError as e:
-        return None, f"{LABELS.get(e.field, e.field)}: {e.reason}"
+        return None, f"{LABELS.get(e.field, 'Architecture' if e.field == 'arch' else e.field)}: {e.reason}"
+    except runs.RunError as e:  # more memory than this server has free
+        return None, f"Too big for this server: {e}"
     except ValueError as e:  # the architecture shrinks the image away
         return None, f"Architecture: {e}"
     return cfg, None

@@ -13,6 +13,7 @@ import pytest
 
 from mnist_core import model_import, runs
 from mnist_core.inference import MAX_UNCOMPRESSED_BYTES, ModelError, load_model, predict_one
+from tests.core.test_limits import hostile_keras, small_keras
 
 SCRIPT = Path(__file__).with_name("import_page_script.py")
 
@@ -76,6 +77,12 @@ def models(tmp_path_factory) -> dict[str, Path]:
     with zipfile.ZipFile(d / "photos.keras", "w") as z:
         z.writestr("readme.txt", "hello")
     out["zip_not_keras"] = d / "photos.keras"
+
+    # Memory exhaustion from a small file: a real ~30 KB model whose config.json declares one huge layer
+    # (1.2 billion parameters), or one of 8 million that its weights file cannot hold.
+    small = small_keras(d / "small.keras")
+    out["huge_layer"] = hostile_keras(small, d / "huge.keras", 1_500_000)
+    out["inconsistent"] = hostile_keras(small, d / "inconsistent.keras", 10_000)
     return out
 
 
@@ -87,6 +94,8 @@ REFUSED = [
     ("not_zip", "not a Keras model"),
     ("zip_bomb", "zip bomb"),
     ("zip_not_keras", "no config.json"),
+    ("huge_layer", "declares 1.2 billion parameters (4.4 GB); this server allows at most 10.0 million"),
+    ("inconsistent", "declares 7,950,010 parameters (30 MB), but its weights file holds only"),
 ]
 
 
@@ -145,9 +154,8 @@ def test_good_model_is_imported_listed_and_usable(runs_root, models, mnist):
     assert meta["source_filename"] == "good.keras"
     assert oct(run_dir.stat().st_mode & 0o777) == "0o755"
 
-    infos, broken = runs.list_runs()
-    assert broken == []
-    [info] = infos
+    [info] = runs.list_runs()
+    assert info.damaged is None
     assert (info.name, info.state, info.preset, info.params, info.has_model) == \
         ("my-upload", "finished", "imported", 93_322, True)
     with pytest.raises(runs.RunError, match="no config.json"):
@@ -158,7 +166,7 @@ def test_good_model_is_imported_listed_and_usable(runs_root, models, mnist):
     assert probs.shape == (10,) and abs(float(probs.sum()) - 1) < 1e-4
 
     (run_dir / "model.keras").unlink()  # an imported run that lost its model is reported, not hidden
-    [info], _ = runs.list_runs()
+    [info] = runs.list_runs()
     assert info.state == "failed" and not info.has_model and "model.keras" in info.error
 
 
@@ -222,6 +230,18 @@ def test_control_refuses_lambda_and_shows_why(runs_root, models):
     at.button(key="import_model_go").click().run()
     assert not at.exception
     assert at.error and "Not imported" in at.error[0].value and "Lambda" in at.error[0].value
+    assert not at.success
+    assert tree(runs_root) == before
+
+
+def test_control_refuses_a_huge_declared_model_and_names_the_figures(runs_root, models):
+    at = _app()
+    before = tree(runs_root)
+    at.file_uploader(key="import_model_file_0").set_value(
+        ("huge.keras", models["huge_layer"].read_bytes(), "application/octet-stream")).run()
+    at.button(key="import_model_go").click().run()
+    assert not at.exception
+    assert at.error and at.error[0].value.startswith("Not imported: huge.keras declares 1.2 billion parameters")
     assert not at.success
     assert tree(runs_root) == before
 

@@ -23,6 +23,7 @@ from PIL import Image
 
 from mnist_core import data, inference, preprocess, runs
 from mnist_core.config import ArchConfig, ConfigError, TrainConfig, preset_config
+from tests.core.test_uploads import bmp_header, gif_header, png_header, tiff_header, tiff_pages, webp_header
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,9 +108,10 @@ def make_run(ws: WS, name: str, state: str = "finished", model: bytes | None = N
 
 
 def broken_message(ws: WS, name: str) -> str:
-    infos, broken = runs.list_runs(ws.runs)
-    assert name not in [r.name for r in infos]
-    return dict(broken)[name]
+    """A damaged run is still listed, marked damaged with the reason (the listing itself never fails)."""
+    damaged = {r.name: r.damaged for r in runs.list_runs(ws.runs)}
+    assert damaged.get(name), f"{name} is not listed as damaged"
+    return damaged[name]
 
 
 # --- the cases ---------------------------------------------------------------------------------------
@@ -231,6 +233,68 @@ def _(ws):
     img = np.random.default_rng(1).integers(0, 256, (200, 200), dtype=np.uint8)
     (ws.uploads / "cut.png").write_bytes(png(img)[:3000])  # header fine, pixel data cut off
     return lambda: message(preprocess.ImageError, load_upload(ws, "cut.png"))
+
+
+@case("upload-bomb-png", "bomb.png declares 256,000,000 pixels", "the limit is 25 megapixels")
+def _(ws):
+    (ws.uploads / "bomb.png").write_bytes(png_header(16000, 16000))  # 74 bytes; PIL raises its own bomb error
+    return lambda: message(preprocess.ImageError, load_upload(ws, "bomb.png"))
+
+
+@case("upload-bomb-png-warned", "warned.png is 12000x12000 pixels", "megapixels")
+def _(ws):
+    (ws.uploads / "warned.png").write_bytes(png_header(12000, 12000))  # between PIL's warning and its error
+    return lambda: message(preprocess.ImageError, load_upload(ws, "warned.png"))
+
+
+@case("upload-bomb-gif", "bomb.gif declares 256,000,000 pixels", "megapixels")
+def _(ws):
+    (ws.uploads / "bomb.gif").write_bytes(gif_header(16000, 16000))
+    return lambda: message(preprocess.ImageError, load_upload(ws, "bomb.gif"))
+
+
+@case("upload-bomb-bmp", "bomb.bmp declares 256,000,000 pixels", "megapixels")
+def _(ws):
+    (ws.uploads / "bomb.bmp").write_bytes(bmp_header(16000, 16000))
+    return lambda: message(preprocess.ImageError, load_upload(ws, "bomb.bmp"))
+
+
+@case("upload-bomb-tiff", "bomb.tiff declares 256,000,000 pixels", "megapixels")
+def _(ws):
+    (ws.uploads / "bomb.tiff").write_bytes(tiff_header(16000, 16000))
+    return lambda: message(preprocess.ImageError, load_upload(ws, "bomb.tiff"))
+
+
+@case("upload-bomb-webp", "bomb.webp is 16383x16383 pixels", "megapixels")
+def _(ws):
+    (ws.uploads / "bomb.webp").write_bytes(webp_header(16383, 16383, "lossless"))  # refused before PIL opens it
+    return lambda: message(preprocess.ImageError, load_upload(ws, "bomb.webp"))
+
+
+@case("upload-aspect-wide", "strip.png is 20000x9 pixels", "2222 times as wide as it is tall")
+def _(ws):
+    (ws.uploads / "strip.png").write_bytes(png(np.zeros((9, 20000), np.uint8)))
+    return lambda: message(preprocess.ImageError, load_upload(ws, "strip.png"))
+
+
+@case("upload-aspect-tall", "pole.png is 9x20000 pixels", "times as tall as it is wide")
+def _(ws):
+    (ws.uploads / "pole.png").write_bytes(png(np.zeros((20000, 9), np.uint8)))
+    return lambda: message(preprocess.ImageError, load_upload(ws, "pole.png"))
+
+
+@case("upload-multipage-tiff", "scan.tiff", "several pages (3 frames)")
+def _(ws):
+    (ws.uploads / "scan.tiff").write_bytes(tiff_pages(np.zeros((40, 40), np.uint8), 3))
+    return lambda: message(preprocess.ImageError, load_upload(ws, "scan.tiff"))
+
+
+@case("upload-16bit-uniform", "blank image")
+def _(ws):
+    # A flat 16-bit field with sensor noise (30000..30010 of 65535): blank, not noise stretched to 0..255.
+    noise = np.random.default_rng(2).integers(30000, 30011, (120, 120)).astype(np.uint16)
+    (ws.uploads / "flat16.png").write_bytes(png(noise))
+    return lambda: blank_note(ws, "flat16.png")
 
 
 @case("upload-all-white", "blank image")
@@ -411,6 +475,7 @@ def test_catalogue_is_complete():
     assert len({c[0] for c in CASES}) == len(CASES)
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # PIL warns, then we refuse
 @pytest.mark.parametrize("case_id,setup,expect", CASES, ids=[c[0] for c in CASES])
 def test_bad_input(case_id, setup, expect, tmp_path, mnist, monkeypatch, request):
     monkeypatch.delenv("MNIST_DATA_DIR", raising=False)
