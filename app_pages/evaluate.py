@@ -14,7 +14,7 @@ from mnist_core import plots
 from mnist_core.data import DataError
 from mnist_core.inference import ModelError
 from ui import evaluation_view as ev
-from ui import loaders, state
+from ui import export_view, loaders, state
 
 PER_PAGE = 40  # images per gallery page
 CHART_KEY = "ev_cm_chart"
@@ -222,3 +222,10 @@ else:
             st.caption(f"Each cell: count with {other} minus count with {name}. On the diagonal blue means "
                        f"{other} recognises more of that digit; off it, blue means {other} makes more of "
                        "that mistake and red fewer.")
+
+# --- export -------------------------------------------------------------------------------------------
+st.subheader("Take the model out")
+st.caption("Export this model as LiteRT (`.tflite`, phones and microcontrollers), ONNX (onnxruntime, browsers "
+           "through onnxruntime-web) or a TensorFlow SavedModel (TF Serving). Each file is loaded by its own "
+           "runtime and checked on the test set before it is offered.")
+export_view.render(run_dir, "ev")

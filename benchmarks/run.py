@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-PARTS = ["startup_memory", "train_overhead", "time_to_accuracy", "predict_latency", "classroom_load"]
+PARTS = ["startup_memory", "train_overhead", "time_to_accuracy", "predict_latency", "classroom_load", "export_latency"]
 REQUIRED = ["train_images_per_s_app", "train_images_per_s_plain_fit", "train_overhead_ratio", "example_test_acc",
             "example_wall_s", "fast_test_acc", "fast_wall_s", "fast_s_to_beat_example", "predict_p50_ms",
             "predict_p95_ms", "model_predict_p50_ms", "startup_s", "rss_serving_mb", "rss_training_peak_mb"]

@@ -291,6 +291,26 @@ def cmd_runs(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(a: argparse.Namespace) -> int:
+    from .export import ExportError, export_formats, export_run, format_table, resolve_formats
+    from .inference import ModelError
+
+    try:
+        fmts = resolve_formats(a.format)
+        dataset = load_mnist(a.data_dir)
+        out = Path(a.out) if a.out else None
+        if len(fmts) == 1 and out is not None and not out.is_dir():  # one file named by the user
+            reports = [export_run(Path(a.run_dir), fmts[0], out, dataset)]
+        else:  # a folder (default <run>/export/) with every format's default name and export.json
+            reports = export_formats(Path(a.run_dir), fmts, out, dataset)
+    except (DataError, ModelError, ExportError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"data: {dataset.source.describe()}")
+    print(format_table(reports))
+    return 0 if all(r.ok for r in reports) else 1  # a missed agreement target is a failure
+
+
 def cmd_info(a: argparse.Namespace) -> int:
     try:
         src = describe_source(a.data_dir)
@@ -344,6 +364,15 @@ def main(argv: list[str] | None = None) -> int:
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true", help="every run's settings and final figures, one row each")
     r.set_defaults(fn=cmd_runs)
+
+    from .export import ALL, FORMATS
+
+    x = sub.add_parser("export", help="export a run's model (LiteRT, ONNX, SavedModel), each checked on the test set")
+    x.add_argument("run_dir")
+    x.add_argument("--data-dir")
+    x.add_argument("--format", default=ALL, help=f"{', '.join(FORMATS)}, a comma-separated list, or {ALL} (default)")
+    x.add_argument("--out", help="a file for one format, else a folder (default: the run's export/ folder)")
+    x.set_defaults(fn=cmd_export)
 
     # Internal: started by the scheduler (see scheduler.py), not meant to be typed.
     q = sub.add_parser("_train", help=argparse.SUPPRESS)

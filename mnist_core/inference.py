@@ -31,6 +31,25 @@ MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
 MAX_CONFIG_BYTES = 1024 * 1024
 WEIGHTS_FILE = "model.weights.h5"  # where Keras 3 stores the weights inside the archive
 _LOAD_LOCK = threading.Lock()  # one Keras load at a time per process: its peak memory never adds up
+_IMPORT_LOCK = threading.Lock()
+_imported = False
+
+
+def import_tensorflow() -> None:
+    """Import TensorFlow and Keras once per process, under a lock. The app's threads (each session's
+    script thread, evaluation and export jobs) may reach their first model at the same moment, and one
+    thread importing `keras` while another imports `tensorflow` for the first time deadlocks
+    (`_DeadlockError` in tensorflow.python.trackable, reproduced 5 of 5 times), leaving TensorFlow broken
+    in that process."""
+    global _imported
+    if _imported:
+        return
+    with _IMPORT_LOCK:
+        if not _imported:
+            import keras  # noqa: F401
+            import tensorflow  # noqa: F401
+
+            _imported = True
 
 
 class ModelError(ValueError):
@@ -115,6 +134,7 @@ def validate_model(model: Any, name: str = "model") -> None:
 
 def load_model(path: str | Path) -> Any:
     """Load and check a `.keras` model file (see the module docstring)."""
+    import_tensorflow()
     import keras
 
     path = Path(path)
@@ -136,6 +156,7 @@ def compiled_call(model: Any) -> Any:
     """A function `float32 (N, 28, 28, 1) -> numpy (N, 10)` running the model in inference mode
     through one traced graph. It is kept on the model object itself, so it lives exactly as long as
     the model does (a module-level cache would keep every model ever loaded alive)."""
+    import_tensorflow()
     import tensorflow as tf
 
     call = getattr(model, "_mnist_studio_call", None)

@@ -4,7 +4,7 @@ A run lives in `<runs root>/<name>/`; `RunFolder` is the one place that names it
 `status.json` queued | running | finished | stopped | failed, `history.csv` one row per epoch,
 `progress.json` batch progress (overwritten), `batches.csv` the per-batch curve, `model.keras`,
 `metrics.json`, `evaluation/` cached predictions, `checkpoint.keras` the last epoch's state for a resume,
-`tensorboard/` event files, `trainer.log`) and that stamps a model's version for
+`tensorboard/` event files, `export/` exported models, `trainer.log`) and that stamps a model's version for
 every cache. The trainer is the only writer of a run's training files, and every write goes to a
 temporary name first and is then renamed, so a crash never leaves a half-written file under a real
 name. Every file is read through one schema-checking reader: a file that does not hold what it should
@@ -82,6 +82,7 @@ class RunFolder:
     log = property(lambda self: self.path / "trainer.log")
     checkpoint = property(lambda self: self.path / "checkpoint.keras")  # see checkpoints.py
     tensorboard = property(lambda self: self.path / "tensorboard")  # event files for TensorBoard
+    export = property(lambda self: self.path / "export")  # LiteRT / ONNX / SavedModel exports (export.py)
 
     def model_stamp(self) -> int:
         """The model file's version for caches (its mtime in ns); 0 when there is no model. A model

@@ -19,7 +19,7 @@ import streamlit as st
 from mnist_core import checkpoints, plots, runs, scheduler
 from mnist_core.config import ConfigError
 
-from . import fmt, loaders, state
+from . import export_view, fmt, loaders, state
 
 ss = st.session_state
 WATCH = "train_watch"  # session_state key: the name of the run this session is watching
@@ -146,6 +146,9 @@ def _result(info: runs.RunInfo) -> None:
                              file_name=f"{info.name}.keras", mime="application/octet-stream",
                              key="tr_download", on_click="ignore")
     _next_steps(info)
+    if info.usable and st.toggle("Export this model (LiteRT, ONNX, SavedModel)", key="tr_export_open",
+                                 help="Files for phones, browsers and servers, each checked on the test set."):
+        export_view.render(info.path, "tr")
     if info.state == "failed":
         tail = runs.log_tail(info.path)
         if tail:
