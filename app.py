@@ -5,9 +5,12 @@ old-style page directory and, on a fresh server, run a deep link such as /draw w
 
 import streamlit as st
 
-from ui import sidebar, state
+from mnist_core import identity
+from ui import session, sidebar, state
 
 st.set_page_config(page_title="mnist-studio", page_icon=":material/draw:", layout="wide")
+session.require_access()  # MNIST_ACCESS_CODE: nothing but its prompt until it is given
+session.require_identity()  # a classroom or a signed-in server: who this session is
 
 # Titles and icons of every page, in one place (pages link to each other through these objects).
 PAGES = {
@@ -16,7 +19,10 @@ PAGES = {
     "dataset": st.Page("app_pages/dataset.py", title="Dataset", icon=":material/grid_view:"),
     "evaluate": st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     "draw": st.Page("app_pages/draw.py", title="Draw", icon=":material/draw:"),
+    "leaderboard": st.Page("app_pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
 }
+if identity.settings().classroom:
+    PAGES["teacher"] = st.Page("app_pages/teacher.py", title="Teacher", icon=":material/school:")
 st.session_state["_pages"] = PAGES  # so pages can st.page_link to each other without re-declaring them
 
 page = st.navigation(list(PAGES.values()))

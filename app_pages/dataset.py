@@ -11,6 +11,7 @@ import streamlit as st
 
 from mnist_core import plots
 from mnist_core.data import DataError
+from ui import classroom_view as cv
 from ui import dataset_view as dv
 from ui import jobs, loaders
 
@@ -262,3 +263,25 @@ if picked:
         st.plotly_chart(plots.dataset_grid(x_emb[sel], sel, y_emb[sel], cols=15, show_labels=True,
                                            height=max(120, 70 * (-(-len(sel) // 15)))),
                         key="ds_pick_grid", config={"displayModeBar": False})
+
+# --- the class's own handwriting ------------------------------------------------------------------
+st.subheader("Our handwriting: the class set")
+class_set = cv.class_set()
+if not len(class_set):
+    st.info("Nobody has added a drawing yet. On the Draw page, draw a digit and press **Add to the class set**: "
+            "the drawings collect here, and the class can train on them and score every model on them.")
+else:
+    held = class_set.holdout
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Drawings", f"{len(class_set):,}")
+    c2.metric("Contributors", f"{len(set(class_set.contributors)):,}")
+    c3.metric("Held out for scoring", f"{int(held.sum()):,}",
+              help="Never used for training: the Leaderboard and Evaluate score models on these.")
+    per_digit = np.bincount(class_set.labels, minlength=10)
+    st.caption("Per digit: " + ", ".join(f"{d}: {n}" for d, n in enumerate(per_digit)))
+    newest = np.arange(len(class_set))[::-1][:150]
+    st.plotly_chart(plots.dataset_grid(class_set.images[newest], newest, class_set.labels[newest], cols=15,
+                                       show_labels=True, height=max(140, 70 * (-(-len(newest) // 15)))),
+                    key="ds_classset", config={"displayModeBar": False})
+    st.caption("The newest 150 drawings, each with the digit its author meant. The command line exports them all: "
+               "`python -m mnist_core classset --export DIR` (IDX files, or `--format npz`).")

@@ -13,6 +13,7 @@ import streamlit as st
 from mnist_core import plots
 from mnist_core.data import DataError
 from mnist_core.inference import ModelError
+from ui import classroom_view as cv
 from ui import evaluation_view as ev
 from ui import export_view, loaders, state
 
@@ -54,8 +55,15 @@ st.title("Evaluate")
 run_dir = state.require_current_run("No trained model yet: there is nothing to evaluate. Train one first.").path
 name = run_dir.name
 
+class_ds = cv.class_dataset()
+choices = ["mnist"] + (["class"] if len(class_ds.y_test) else [])
+which = st.segmented_control("Evaluate on", choices, default="mnist", key="ev_data",
+                             format_func=lambda c: "MNIST test set" if c == "mnist" else
+                             f"Our handwriting ({len(class_ds.y_test)} held-out class-set drawings)",
+                             help="The class set is the class's own digits, added on the Draw page; its held-out "
+                                  "part is never trained on.") or "mnist"
 try:
-    ds = loaders.dataset()
+    ds = loaders.dataset() if which == "mnist" else class_ds
 except DataError as e:
     st.error(f"The test data could not be read: {e}")
     st.stop()

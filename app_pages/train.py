@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mnist_core import runs, scheduler
+from mnist_core import manage, runs
 from mnist_core.data import DataError
-from ui import loaders, model_import, runs_table, state, train_form, train_live
+from ui import loaders, model_import, runs_table, session, state, train_form, train_live
 
 ss = st.session_state
 
@@ -35,7 +35,7 @@ def _on_start() -> None:
         ss[runs_table.MSG] = ("error", f"Run name: {e}")
         return
     try:
-        run_dir = scheduler.submit(cfg, name, data_dir=loaders.data_dir_setting(), n_train=n_train)
+        run_dir = manage.submit(session.actor(), cfg, name, data_dir=loaders.data_dir_setting(), n_train=n_train)
     except runs.RunError as e:  # taken a moment ago by someone else, or the queue is full
         ss[runs_table.MSG] = ("error", f"Not started: {e}")
         return

@@ -15,6 +15,8 @@ import signal
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from . import runs, scheduler
 from .config import OPTIMIZERS, PRESET_NAMES, SCHEDULES, ConfigError, TrainConfig, preset_config
 from .data import DataError, describe_source, load_mnist
@@ -61,8 +63,10 @@ def _progress_printer(tty: bool):
 
 def _train_here(run: runs.RunFolder, cfg: TrainConfig, data_dir: str | None, resume: bool = False) -> int:
     """Train an existing run folder in this process (a slot is already held); the exit code."""
+    from .classset import training_data
+
     try:
-        dataset = load_mnist(data_dir)
+        dataset = training_data(load_mnist(data_dir), cfg.data, run.path.parent)
     except DataError as e:
         runs.set_status(run, "failed", error=str(e), pid=None)
         print(f"error: {e}", file=sys.stderr)
@@ -71,6 +75,9 @@ def _train_here(run: runs.RunFolder, cfg: TrainConfig, data_dir: str | None, res
     from .training import train
 
     on_batch, on_epoch = _progress_printer(sys.stderr.isatty())
+    from .sweeps import epoch_hook
+
+    on_epoch = epoch_hook(run, on_epoch)  # a trial of a sweep asks ASHA at each epoch end whether to go on
     try:
         metrics = train(cfg, run.path, dataset, on_batch=on_batch, on_epoch=on_epoch, resume=resume)
     except (ConfigError, runs.RunError) as e:
@@ -311,6 +318,27 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in reports) else 1  # a missed agreement target is a failure
 
 
+def cmd_classset(a: argparse.Namespace) -> int:
+    from . import classset
+
+    root = Path(a.root) if a.root else None
+    if a.export:
+        try:
+            out = classset.export(Path(a.export), a.format, root)
+        except (classset.ClassSetError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        ds = classset.as_dataset(root)
+        print(f"wrote {out}: {len(ds.y_train):,} training and {len(ds.y_test):,} held-out drawings "
+              f"(use it as a data directory: MNIST_DATA_DIR={Path(a.export)})")
+        return 0
+    cs = classset.load(root)
+    counts = np.bincount(cs.labels, minlength=10) if len(cs) else np.zeros(10, int)
+    print(f"{len(cs):,} drawings from {len(set(cs.contributors))} people, {int(cs.holdout.sum()):,} held out")
+    print("per digit: " + "  ".join(f"{d}: {n}" for d, n in enumerate(counts)))
+    return 0
+
+
 def cmd_info(a: argparse.Namespace) -> int:
     try:
         src = describe_source(a.data_dir)
@@ -374,6 +402,12 @@ def main(argv: list[str] | None = None) -> int:
     x.add_argument("--out", help="a file for one format, else a folder (default: the run's export/ folder)")
     x.set_defaults(fn=cmd_export)
 
+    c = sub.add_parser("classset", help="the class's own drawings: counts, or --export them")
+    c.add_argument("--export", metavar="DIR", help="write them as a data directory (IDX files or mnist.npz)")
+    c.add_argument("--format", choices=["idx", "npz"], default="idx")
+    c.add_argument("--root", help="runs folder (default: MNIST_RUNS_DIR or models/)")
+    c.set_defaults(fn=cmd_classset)
+
     # Internal: started by the scheduler (see scheduler.py), not meant to be typed.
     q = sub.add_parser("_train", help=argparse.SUPPRESS)
     q.add_argument("run_dir")
@@ -385,6 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     i = sub.add_parser("info", help="which data source would be used")
     i.add_argument("--data-dir")
     i.set_defaults(fn=cmd_info)
+
+    from .sweep_cli import add_commands  # sweep, sweep --list, and the internal sweep-driver
+
+    add_commands(sub)
 
     a = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -25,6 +25,8 @@ from .presets import CUSTOM, PRESETS
 PRESET_NAMES = tuple(PRESETS)
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "step", "onecycle")
+DATA_CHOICES = ("mnist", "mnist+class", "class")  # what a training learns from (classset.training_data)
+DATA_TITLES = {"mnist": "MNIST", "mnist+class": "MNIST + our class set", "class": "Our class set only"}
 KERNELS = (1, 3, 5, 7)  # odd sizes keep the feature maps centred
 MAX_BLOCKS = 4  # each block halves the image: 28 -> 14 -> 7 -> 3 -> 1
 # (lowest, highest) of every numeric setting: the validation below and the Train form both read it.
@@ -214,6 +216,7 @@ class TrainConfig:
     limit: int | None = None
     seed: int = 42
     init_from: str | None = None  # a run whose weights this one starts from ("continue" / fine-tune)
+    data: str = "mnist"  # one of DATA_CHOICES: MNIST, MNIST plus the class's own drawings, or those alone
 
     def __post_init__(self) -> None:
         if isinstance(self.arch, dict):
@@ -247,6 +250,7 @@ class TrainConfig:
                                           and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.init_from)
                                           is not None and ".." not in self.init_from),
                "init_from", "must be the name of an existing run (letters, digits, . - _)")
+        _check(self.data in DATA_CHOICES, "data", f"must be one of {', '.join(DATA_CHOICES)}")
         if self.limit is not None:
             n_fit = self.limit - int(self.limit * self.validation_split)
             _check(self.batch_size <= n_fit, "batch_size",

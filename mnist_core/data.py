@@ -26,9 +26,10 @@ KERAS_CACHE = Path.home() / ".keras" / "datasets" / "mnist.npz"
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 SOURCES = ("auto", "data_dir", "keras", "bundled")
 # Each source's short title (a metric, a column) and its label in a sentence.
-SOURCE_TITLES = {"data_dir": "Local MNIST copy", "keras": "Full MNIST", "bundled": "Bundled sample"}
+SOURCE_TITLES = {"data_dir": "Local MNIST copy", "keras": "Full MNIST", "bundled": "Bundled sample",
+                 "class": "Class set"}
 SOURCE_LABELS = {"data_dir": "MNIST from a data directory", "keras": "full MNIST (Keras cache)",
-                 "bundled": "the bundled MNIST sample"}
+                 "bundled": "the bundled MNIST sample", "class": "the class's own handwriting"}
 IDX_NAMES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -45,7 +46,7 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class DataSource:
-    name: str  # "data_dir" | "keras" | "bundled"
+    name: str  # "data_dir" | "keras" | "bundled" | "class" (classset.py)
     path: str
     n_train: int
     n_test: int

@@ -233,8 +233,8 @@ def _check_fields(doc: Any, where: str, numbers: tuple[str, ...] = (), strings: 
 
 
 _STATUS_NUMBERS = ("created", "created_queue", "updated", "started", "finished", "exit_code")
-_STATUS_INTS = ("pid", "supervisor")
-_STATUS_STRINGS = ("state", "error", "host", "owner", "data_dir", "parent", "engine")
+_STATUS_INTS = ("pid", "supervisor", "trial")
+_STATUS_STRINGS = ("state", "error", "host", "owner", "data_dir", "parent", "engine", "driver_host", "sweep")
 METRIC_NUMBERS = ("test_accuracy", "test_loss", "train_seconds", "eval_seconds", "images_per_s",
                   "epochs_done", "n_train", "n_val", "n_test", "params", "mistakes", "devices")
 
@@ -391,7 +391,19 @@ def read_status(run_dir: Path | RunFolder) -> dict[str, Any]:
             status = {**status, "state": "failed",
                       "error": "the trainer process ended without finishing (killed or crashed)"
                                + (f": {why}" if why else "")}
+        elif status.get("engine") == "ray" and _ray_driver_gone(status, run.name):
+            status = {**status, "state": "failed",
+                      "error": "the Ray driver answering for this run ended without recording how it ended"}
     return status
+
+
+def _ray_driver_gone(status: dict[str, Any], name: str) -> bool:
+    """A Ray run's trainer is on a worker (maybe another host: its pid means nothing here); the driver
+    that answers for it (its supervisor, or its sweep's driver: `supervisor`) runs on `driver_host`.
+    Gone when that is this host and the process has died (ray_engine.py)."""
+    sup = status.get("supervisor")
+    return (sup is not None and status.get("driver_host") == socket.gethostname()
+            and not pid_alive(sup, needle=status.get("sweep") or name))
 
 
 def request_stop(run_dir: Path | RunFolder) -> None:
@@ -529,7 +541,7 @@ class RunInfo:
 
 # The settings that tell runs apart, as columns (the runs table, its CSV, comparisons).
 CONFIG_COLUMNS = ("epochs", "batch_size", "optimizer", "learning_rate", "lr_schedule", "validation_split",
-                  "augment", "early_stopping", "limit", "seed", "init_from")
+                  "augment", "early_stopping", "limit", "seed", "init_from", "data")
 
 
 def summary_row(info: RunInfo) -> dict[str, Any]:
@@ -644,6 +656,23 @@ def list_runs(root: Path | None = None) -> list[RunInfo]:
             out.append(damaged_info(d, str(e) or type(e).__name__))
     out.sort(key=lambda r: (r.name != PRETRAINED, -r.created))
     return out
+
+
+def rename_run(run_dir: Path | RunFolder, new_name: str) -> Path:
+    """Give an ended run a new name (its folder is renamed; the trainer of an active run writes to it)."""
+    run = folder(run_dir)
+    if run.name == PRETRAINED:
+        raise RunError("the pretrained model is protected and cannot be renamed")
+    safe = check_new_name(new_name, run.path.parent)
+    try:
+        state = read_status(run).get("state")
+    except RunError:
+        state = None
+    if state in ACTIVE:
+        raise RunError(f"run {run.name} is still {state}; it can be renamed once it has ended")
+    dest = run.path.parent / safe
+    os.rename(run.path, dest)  # atomic; the name was checked free a moment ago (check_new_name)
+    return dest
 
 
 def delete_run(run_dir: Path | RunFolder) -> None:

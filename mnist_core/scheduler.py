@@ -13,8 +13,9 @@ status and dispatches the next run, so a queue never stalls behind a dead traine
 Slots are `flock`ed files in `<runs root>/.slots/`, so the OS frees a slot whose holder dies, and the
 limit holds across several app processes and the CLI (`python -m mnist_core train` waits for a slot in
 the same queue, in the foreground). The limits: `MNIST_MAX_TRAININGS` at once (default 1),
-`MNIST_MAX_QUEUED` queued or running in all (default 50), and `MNIST_MAX_QUEUED_PER_USER` per owner
-(default 2; applies to runs that have an owner, see the classroom identities).
+`MNIST_MAX_QUEUED` queued or running in all (default 50), `MNIST_MAX_QUEUED_PER_USER` per owner
+(default 2) and `MNIST_MAX_RUNS_PER_USER` runs kept per owner (default 20); the per-owner limits apply
+to runs that have an owner (classroom identities, identity.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from . import limits, runs
+from . import limits, ray_engine, runs
 from .architectures import summary_rows
 from .config import TrainConfig
 from .runs import RunError, RunFolder
@@ -59,6 +60,10 @@ def max_queued_per_user() -> int:
     return _int_setting(os.environ.get("MNIST_MAX_QUEUED_PER_USER"), 2)
 
 
+def max_runs_per_user() -> int:
+    return _int_setting(os.environ.get("MNIST_MAX_RUNS_PER_USER"), 20)
+
+
 # --- the queue ------------------------------------------------------------------------------------
 def _active(root: Path) -> list[tuple[RunFolder, dict[str, Any]]]:
     """(run, status) of every queued or running run under `root`, oldest first."""
@@ -71,7 +76,8 @@ def _active(root: Path) -> list[tuple[RunFolder, dict[str, Any]]]:
             st = runs.read_status(run)
         except RunError:
             continue
-        if st["state"] in runs.ACTIVE:
+        # A trial of a sweep on Ray Tune is Tune's to start and to count (ray_tune.py), not this queue's.
+        if st["state"] in runs.ACTIVE and not (st.get("engine") == "ray" and st.get("sweep")):
             out.append((run, st))
     # Place in line: when the run was queued (a resumed run queues again at the back).
     out.sort(key=lambda t: (t[1].get("created_queue") or t[1].get("created") or 0, t[0].name))
@@ -167,6 +173,10 @@ def check_limits(owner: str | None, root: Path) -> None:
         if mine >= max_queued_per_user():
             raise RunError(f"you already have {mine} trainings waiting or running (at most "
                            f"{max_queued_per_user()} each, MNIST_MAX_QUEUED_PER_USER); stop one or wait for it")
+        kept = sum(r.owner == owner for r in runs.list_runs(root))
+        if kept >= max_runs_per_user():
+            raise RunError(f"you already keep {kept} runs (at most {max_runs_per_user()} each, "
+                           "MNIST_MAX_RUNS_PER_USER); delete some you no longer need")
 
 
 def training_memory(config: TrainConfig, n_train: int | None = None) -> limits.TrainingEstimate:
@@ -308,10 +318,13 @@ def supervise(run_dir: Path | RunFolder) -> int:
             if runs.stop_requested(run):
                 raise KeyboardInterrupt
             oom_before = limits.oom_kill_count()
-            # The trainer inherits the slot's descriptor: the slot stays held while either process lives.
-            child = subprocess.Popen([sys.executable, "-m", "mnist_core", "_train", str(run.path)], cwd=REPO,
-                                     pass_fds=(slot.fileno(),))
-            code = _wait_forwarding_signals(child)
+            if ray_engine.train_engine() == "ray":  # MNIST_TRAIN_ENGINE=ray: the trainer is a Ray task
+                code = ray_engine.run_trainer(run)
+            else:
+                # The trainer inherits the slot's descriptor: the slot stays held while either process lives.
+                child = subprocess.Popen([sys.executable, "-m", "mnist_core", "_train", str(run.path)], cwd=REPO,
+                                         pass_fds=(slot.fileno(),))
+                code = _wait_forwarding_signals(child)
             if runs.read_json(run.status).get("state") in runs.ACTIVE:  # the trainer recorded no end: say why
                 runs.set_status(run, "failed", error=_exit_reason(code, oom_before, run), pid=None,
                                 exit_code=code, finished=time.time())

@@ -12,9 +12,9 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from mnist_core import plots, runs
+from mnist_core import identity, manage, plots, runs
 
-from . import fmt, state, train_live
+from . import fmt, session, state, train_live
 
 ss = st.session_state
 MSG = train_live.MSG
@@ -22,7 +22,8 @@ MSG = train_live.MSG
 
 def _table(infos: list[runs.RunInfo]) -> None:
     rows = [{
-        "name": r.name, "status": f"damaged: {r.damaged}" if r.damaged else r.state, "preset": r.preset,
+        "name": r.name, "status": f"damaged: {r.damaged}" if r.damaged else r.state, "owner": r.owner or "shared",
+        "preset": r.preset,
         "params": r.params, "epochs": f"{r.epochs_done}/{r.epochs}" if r.epochs else "–",
         "val acc": f"{r.val_accuracy:.2%}" if r.val_accuracy is not None else "–",
         "test acc": f"{r.test_accuracy:.2%}" if r.test_accuracy is not None else "–",
@@ -64,7 +65,7 @@ def _compare(infos: list[runs.RunInfo]) -> None:
 def _delete(name: str) -> None:
     ss.pop("tr_del_confirm", None)
     try:
-        runs.delete_run(runs.runs_root() / name)
+        manage.delete(session.actor(), runs.runs_root() / name)
     except (runs.RunError, OSError) as e:
         ss[MSG] = ("error", f"Could not delete {name}: {e}")
         return
@@ -73,8 +74,33 @@ def _delete(name: str) -> None:
     ss[MSG] = ("success", f"Deleted run {name}.")
 
 
+def _rename() -> None:
+    old, new = ss.get("tr_ren_pick"), ss.get("tr_ren_name", "")
+    try:
+        dest = manage.rename(session.actor(), runs.runs_root() / old, new)
+    except (runs.RunError, OSError) as e:
+        ss[MSG] = ("error", f"Could not rename {old}: {e}")
+        return
+    if ss.get(train_live.WATCH) == old:
+        train_live.watch(dest.name)
+    if ss.get(state.CURRENT_RUN) == old:
+        state.set_current_run(dest.name)
+    ss["tr_ren_name"] = ""
+    ss[MSG] = ("success", f"Renamed {old} to {dest.name}.")
+
+
+def _rename_ui(mine: list[str]) -> None:
+    if not mine:
+        return
+    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    c1.selectbox("Rename a run", mine, key="tr_ren_pick")
+    c2.text_input("New name", key="tr_ren_name", max_chars=runs.MAX_NAME)
+    c3.button("Rename", key="tr_ren_go", on_click=_rename, disabled=not ss.get("tr_ren_name"))
+
+
 def _delete_ui(infos: list[runs.RunInfo]) -> None:
-    deletable = [r.name for r in infos if not r.protected and not r.active]
+    actor = session.actor()
+    deletable = [r.name for r in infos if not r.protected and not r.active and identity.may_manage(actor, r)]
     pending = ss.get("tr_del_confirm")
     if pending:
         st.warning(f"Delete run **{pending}** with its model and curves? This cannot be undone.")
@@ -83,8 +109,10 @@ def _delete_ui(infos: list[runs.RunInfo]) -> None:
         c[1].button("Cancel", key="tr_del_no", on_click=lambda: ss.pop("tr_del_confirm", None))
         return
     if not deletable:
-        st.caption("Nothing to delete (the pretrained model is protected; stop a run before deleting it).")
+        st.caption("Nothing to delete (the pretrained model is protected; stop a run before deleting it"
+                   + ("; in a class you manage your own runs only)." if not actor.local else ")."))
         return
+    _rename_ui([n for n in deletable if not next(r for r in infos if r.name == n).damaged])
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     pick = c1.selectbox("Delete a run", deletable, key="tr_del_pick",
                         help="The pretrained model is protected; queued or running runs must be stopped first.")

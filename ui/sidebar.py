@@ -6,7 +6,7 @@ import streamlit as st
 
 from mnist_core.data import DataError
 
-from . import loaders, state
+from . import loaders, session, state
 
 
 def _label(name: str, by_name: dict) -> str:
@@ -17,6 +17,7 @@ def _label(name: str, by_name: dict) -> str:
 
 def render() -> None:
     with st.sidebar:
+        session.sidebar()
         usable = state.usable_runs()
         by_name = {r.name: r for r in usable}
         if usable:

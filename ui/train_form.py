@@ -18,8 +18,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from mnist_core import architectures, runs, scheduler
+from mnist_core import architectures, classset, runs, scheduler
 from mnist_core.config import (
+    DATA_CHOICES,
+    DATA_TITLES,
     KERNELS,
     MAX_BLOCKS,
     OPTIMIZERS,
@@ -69,6 +71,10 @@ FIELDS = [
     Field("validation_split", "tr_val", "Validation split", "slider", step=0.05,
           help="Fraction of the training images held out to measure validation accuracy."),
     Field("seed", "tr_seed", "Seed", "int", step=1),
+    Field("data", "tr_data", "Training data", "select", options=DATA_CHOICES,
+          help="MNIST; MNIST with the class's own drawings (from Draw) added; or the class's drawings alone, "
+               "to fine-tune a trained model (Continue training). A held-out part of the class set is never "
+               "trained on: the Leaderboard scores every model on it."),
     Field("early_stopping", "tr_es", "Early stopping", "check"),
     Field("patience", "tr_patience", "Patience (epochs)", "int", step=1, needs="early_stopping",
           help="Early stopping ends training when validation loss has not improved for this many epochs "
@@ -92,7 +98,7 @@ LABELS = {"preset": "Preset", "filters": "Filters", "use_limit": "Use a subset",
           **{f.name: f.label for f in FIELDS}}
 FORM_KEYS = [PRESET, NAME, USE_LIMIT, AUTO_NAME, *FILTER_KEYS, *(f.key for f in FIELDS)]
 # Where each field sits: rows of columns, then the three option boxes, then the architecture.
-ROWS = [("epochs", "batch_size", "optimizer", "learning_rate"), ("lr_schedule", "validation_split", "seed")]
+ROWS = [("epochs", "batch_size", "optimizer", "learning_rate"), ("lr_schedule", "validation_split", "seed", "data")]
 BOXES = [("early_stopping", "patience"), ("augment", "rotation_deg", "shift_frac", "zoom_frac"), ("limit",)]
 ARCH_ROWS = [("conv_blocks", "kernel_size", "dense_units"), ("dropout", "batch_norm")]
 
@@ -185,6 +191,12 @@ def validated(n_train: int) -> tuple[TrainConfig | None, str | None]:
     """(config, None) or (None, a message in the form's terms, with the core's reason)."""
     try:
         cfg = config_of(ss)
+        if cfg.data != "mnist":  # the class set's training part is what it adds, or all it learns from
+            n_class = len(classset.as_dataset().y_train)
+            if n_class < 10:
+                return None, (f"Training data: the class set has {n_class} drawings to train on; at least 10 are "
+                              "needed (add drawings on the Draw page)")
+            n_train = n_class if cfg.data == "class" else n_train + n_class
         cfg.check_against_data(n_train)
         architectures.summary_rows(cfg.arch)
         scheduler.check_memory(cfg, n_train)
@@ -210,7 +222,7 @@ def _widget(f: Field, where: Any = st) -> None:
     elif f.kind == "slider":
         where.slider(f.label, float(lo), float(hi), step=f.step, **kw)
     elif f.kind == "select":
-        fmt = (lambda k: f"{k}×{k}") if f.name == "kernel_size" else str
+        fmt = (lambda k: f"{k}×{k}") if f.name == "kernel_size" else DATA_TITLES.get if f.name == "data" else str
         where.selectbox(f.label, f.options, format_func=fmt, **kw)
     elif f.kind == "check":
         where.checkbox(f.label, **{k: v for k, v in kw.items() if k != "help"})

@@ -16,10 +16,10 @@ from typing import Any
 
 import streamlit as st
 
-from mnist_core import checkpoints, plots, runs, scheduler
+from mnist_core import checkpoints, identity, manage, plots, runs, scheduler
 from mnist_core.config import ConfigError
 
-from . import export_view, fmt, loaders, state
+from . import export_view, fmt, loaders, session, state
 
 ss = st.session_state
 WATCH = "train_watch"  # session_state key: the name of the run this session is watching
@@ -158,9 +158,16 @@ def _result(info: runs.RunInfo) -> None:
 
 def _resume(name: str) -> None:
     try:
-        scheduler.resume(runs.runs_root() / name)
+        manage.resume(session.actor(), runs.runs_root() / name)
     except (runs.RunError, OSError) as e:
         ss[MSG] = ("error", f"Could not resume {name}: {e}")
+
+
+def _stop(name: str) -> None:
+    try:
+        manage.stop(session.actor(), runs.runs_root() / name)
+    except (runs.RunError, OSError) as e:
+        ss[MSG] = ("error", f"Could not stop {name}: {e}")
 
 
 def _continue(info: runs.RunInfo) -> None:
@@ -174,7 +181,7 @@ def _continue(info: runs.RunInfo) -> None:
             break
         name = runs.suggest_name(f"{info.name}-more{i}")
     try:
-        run_dir = scheduler.submit(cfg, name, data_dir=loaders.data_dir_setting(), parent=info.name)
+        run_dir = manage.submit(session.actor(), cfg, name, data_dir=loaders.data_dir_setting(), parent=info.name)
     except (runs.RunError, ConfigError, OSError) as e:
         ss[MSG] = ("error", f"Could not continue {info.name}: {e}")
         return
@@ -184,7 +191,8 @@ def _continue(info: runs.RunInfo) -> None:
 def _next_steps(info: runs.RunInfo) -> None:
     """Resume a stopped or failed run from its checkpoint; continue a trained one for more epochs."""
     cols = st.columns([1, 1, 3])
-    if info.state in ("stopped", "failed") and scheduler.resumable(info.path) is None:
+    mine = identity.may_manage(session.actor(), info)
+    if mine and info.state in ("stopped", "failed") and scheduler.resumable(info.path) is None:
         ck = checkpoints.read_state(info.path)
         cols[0].button(f"Resume from epoch {ck.epoch}", key="tr_resume", icon=":material/play_circle:",
                        on_click=_resume, args=(info.name,),
@@ -202,13 +210,15 @@ def _next_steps(info: runs.RunInfo) -> None:
 
 def _header(info: runs.RunInfo, progress: dict[str, Any]) -> None:
     head, button = st.columns([5, 1])
-    head.markdown(f"#### {info.name} · {STATE_BADGES.get(info.state, info.state)}")
+    owner = f" · {info.owner}'s run" if info.owner else ""
+    head.markdown(f"#### {info.name} · {STATE_BADGES.get(info.state, info.state)}{owner}")
     if info.active:
         stopping = runs.stop_requested(info.path)
-        button.button("Stopping…" if stopping else "Stop", key="tr_stop", disabled=stopping,
-                      on_click=scheduler.cancel, args=(info.path,), icon=":material/stop_circle:",
-                      help="Stops after the current batch and saves the model so far "
-                           "(a queued run just leaves the queue).")
+        if identity.may_manage(session.actor(), info):  # (the core refuses anyone else anyway)
+            button.button("Stopping…" if stopping else "Stop", key="tr_stop", disabled=stopping,
+                          on_click=_stop, args=(info.name,), icon=":material/stop_circle:",
+                          help="Stops after the current batch and saves the model so far "
+                               "(a queued run just leaves the queue).")
         if info.state == "queued":
             _queued(info)
         else:
