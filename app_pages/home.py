@@ -36,6 +36,7 @@ with col_model:
         st.caption(f"Preset `{info.preset}`, {info.params:,} parameters. Switch it in the sidebar.")
     else:
         st.warning("No trained model is available yet. Train one first.")
+        state.offer_pretrained()
 
 st.subheader("Where to go")
 cols = st.columns(4)

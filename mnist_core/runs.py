@@ -675,6 +675,33 @@ def rename_run(run_dir: Path | RunFolder, new_name: str) -> Path:
     return dest
 
 
+def bundled_pretrained() -> Path | None:
+    """The pretrained model that ships with the app, if this checkout has it."""
+    d = BUNDLED_ROOT / PRETRAINED
+    return d if RunFolder(d).model.is_file() else None
+
+
+def install_pretrained(root: Path | None = None) -> Path:
+    """Copy the bundled pretrained model into a runs folder that lacks it (a custom MNIST_RUNS_DIR
+    starts empty); atomic: a copy under a hidden name, then renamed."""
+    root = Path(root) if root else runs_root()
+    src = bundled_pretrained()
+    if src is None:
+        raise RunError("this copy of the app has no bundled pretrained model (models/pretrained)")
+    dest = root / PRETRAINED
+    if dest.exists():
+        raise RunError(f"{dest} already exists")
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{PRETRAINED}.{os.getpid()}.tmp"
+    try:
+        shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("evaluation", "export", "tensorboard", ".*"))
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
 def delete_run(run_dir: Path | RunFolder) -> None:
     run = folder(run_dir)
     if run.name == PRETRAINED:

@@ -55,11 +55,33 @@ def current_run() -> runs.RunInfo | None:
     return usable[0] if usable else None
 
 
+def _install_pretrained() -> None:
+    try:
+        runs.install_pretrained()
+        st.session_state.pop("_pretrained_err", None)
+    except (runs.RunError, OSError) as e:
+        st.session_state["_pretrained_err"] = str(e)
+
+
+def offer_pretrained() -> None:
+    """When the runs folder lacks the bundled pretrained model (a custom MNIST_RUNS_DIR starts empty),
+    say so and offer to copy it in."""
+    if runs.bundled_pretrained() is None or (runs.runs_root() / runs.PRETRAINED).exists():
+        return
+    st.info(f"The app ships with a pretrained model, but this runs folder (`{runs.runs_root()}`, from "
+            "`MNIST_RUNS_DIR`) does not hold it.", icon=":material/info:")
+    st.button("Add the pretrained model to this runs folder", key="add_pretrained", on_click=_install_pretrained,
+              icon=":material/download:")
+    if "_pretrained_err" in st.session_state:
+        st.error(st.session_state["_pretrained_err"])
+
+
 def require_current_run(message: str) -> runs.RunInfo:
     """The current run, or (when no model exists yet) a warning with a link to Train, and stop."""
     run = current_run()
     if run is None:
         st.warning(message)
+        offer_pretrained()
         pages = st.session_state.get("_pages", {})
         if "train" in pages:
             st.page_link(pages["train"], label="Go to Train", icon=pages["train"].icon)
