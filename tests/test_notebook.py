@@ -19,12 +19,13 @@ STEPS = [
     ("clone", "git clone"),
     ("install", "requirements.txt"),
     ("drive", "drive.mount("),
+    ("access code", "MNIST_ACCESS_CODE"),
     ("start", "streamlit run app.py"),
     ("wait", "/_stcore/health"),
     ("cloudflared", "trycloudflare"),
-    ("localtunnel", "localtunnel --port"),
-    ("colab proxy", "serve_kernel_port_as_window("),
+    ("ngrok", "NGROK_TOKEN"),
     ("cli train", "python -m mnist_core train"),
+    ("resume", "train --resume"),
 ]
 
 
@@ -121,20 +122,71 @@ def test_app_is_started_headless_on_the_port_everything_else_uses(code_cells):
     port = argv[argv.index("--server.port") + 1]
     assert argv[argv.index("--server.headless") + 1] == "true"
     assert f"localhost:{port}/_stcore/health" in text
-    assert f"--url http://localhost:{port}" in text  # cloudflared
-    assert f"localtunnel --port {port}" in text
-    assert f"serve_kernel_port_as_window({port})" in text
+    assert f'"--url", "http://localhost:{port}"' in text  # cloudflared
+    assert f'"http", "{port}"' in text  # ngrok
+    assert "localtunnel" not in text and "serve_kernel_port_as_window" not in text  # no WebSockets / a password page
     # streamlit is a requirement, so the `streamlit` command exists after the install cell
     assert re.search(r"^streamlit\b", (ROOT / "requirements.txt").read_text(), re.M)
 
 
-def test_cloudflared_url_pattern_matches_a_real_log_line(code_cells):
-    src = next(s for s in code_cells if "trycloudflare" in s)
-    pattern = re.search(r'r"(https://[^"]+trycloudflare[^"]+)"', src).group(1)
-    log = ("2026-01-01T00:00:00Z INF |  Your quick Tunnel has been created! Visit it at (it may take some "
-           "time to be reachable):  |\n2026-01-01T00:00:00Z INF |  https://bright-owl-sample-run.trycloudflare.com"
-           "                 |\n")
-    assert re.search(pattern, log).group(0) == "https://bright-owl-sample-run.trycloudflare.com"
+def _functions_of(src: str, env: dict) -> dict:
+    """The cell's imports and functions, defined without running the rest of the cell."""
+    plain = "\n".join(re.sub(r"^(\s*)[!%].*$", r"\1pass", line) for line in src.splitlines())
+    ns: dict = {}
+    for node in ast.parse(plain).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef)):
+            exec(compile(ast.Module([node], []), "<cell>", "exec"), ns)
+    ns.update(env)
+    return ns
+
+
+CLOUDFLARED_LOG = ("2026-01-01T00:00:00Z INF |  Your quick Tunnel has been created! Visit it at (it may take some "
+                   "time to be reachable):  |\n2026-01-01T00:00:00Z INF |  https://bright-owl-sample-run.trycloudflare.com"
+                   "                 |\n")
+NGROK_LOG = ('t=2026-01-01T00:00:00+0000 lvl=info msg="started tunnel" obj=tunnels name=command_line '
+             "addr=http://localhost:8501 url=https://1a2b-34-56-78-90.ngrok-free.app\n")
+
+
+def test_tunnels_need_the_access_code_and_find_their_address(code_cells, tmp_path, monkeypatch):
+    """The tunnel cells' logic with the network stubbed at the process boundary: a fake tunnel program
+    (a Popen stand-in) writes what the real one logs; no tunnel opens before the access code is set."""
+    cf = next(s for s in code_cells if "trycloudflare" in s)
+    ng = next(s for s in code_cells if "NGROK_TOKEN" in s)
+    ns = _functions_of(cf, {})
+    started = []
+
+    def fake_popen(log_text):
+        def popen(cmd, stdout, **kw):
+            started.append(cmd)
+            stdout.write(log_text)
+            stdout.flush()
+        return popen
+
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    monkeypatch.delenv("MNIST_ACCESS_CODE", raising=False)
+    log = str(tmp_path / "t.log")
+    cf_pattern = re.search(r'r"(https://[^"]+trycloudflare[^"]+)"', cf).group(1)
+    with pytest.raises(RuntimeError, match="access code"):
+        ns["start_tunnel"](["cloudflared"], log, cf_pattern, popen=fake_popen(CLOUDFLARED_LOG))
+    assert not started
+    access = _functions_of(next(s for s in code_cells if "MNIST_ACCESS_CODE" in s and "def set_access_code" in s), {})
+    code = access["set_access_code"]("")
+    assert len(code) >= 8 and access["set_access_code"]("") == code  # random once, then kept
+    assert access["set_access_code"]("mine") == "mine"
+    url = ns["start_tunnel"](["cloudflared"], log, cf_pattern, popen=fake_popen(CLOUDFLARED_LOG))
+    assert url == "https://bright-owl-sample-run.trycloudflare.com"
+    ng_pattern = re.search(r'r"(https://[^"]+ngrok[^"]+)"', ng).group(1)
+    assert ns["start_tunnel"](["ngrok"], log, ng_pattern, popen=fake_popen(NGROK_LOG)) == \
+        "https://1a2b-34-56-78-90.ngrok-free.app"
+    assert ns["start_tunnel"](["ngrok"], log, ng_pattern, wait_s=3, popen=fake_popen("starting\n")) is None
+
+
+def test_the_access_code_is_set_before_the_app_starts(code_cells):
+    access = next(i for i, s in enumerate(code_cells) if "def set_access_code" in s)
+    start = next(i for i, s in enumerate(code_cells) if "streamlit run app.py" in s)
+    assert access < start  # the server reads MNIST_ACCESS_CODE when it starts
+    assert 'os.environ["MNIST_ACCESS_CODE"]' in code_cells[access]
+    assert "MNIST_ACCESS_CODE" in (ROOT / "mnist_core" / "identity.py").read_text()
 
 
 def test_install_cell_swaps_tensorflow_cpu_for_the_same_tensorflow_version(code_cells):
@@ -163,7 +215,7 @@ def test_cli_commands_parse_with_the_real_cli(code_cells, monkeypatch):
     from mnist_core import __main__ as cli
 
     called: list[tuple[str, dict]] = []
-    for name in ("cmd_train", "cmd_evaluate", "cmd_predict", "cmd_runs", "cmd_info"):
+    for name in ("cmd_train", "cmd_evaluate", "cmd_predict", "cmd_runs", "cmd_info", "cmd_export"):
         monkeypatch.setattr(cli, name, lambda a, _n=name: called.append((_n, vars(a))) or 0)
     lines = [ln for ln in _shell_lines(code_cells) if "python -m mnist_core" in ln]
     assert lines, "the notebook runs no CLI command"
@@ -177,7 +229,8 @@ def test_cli_commands_parse_with_the_real_cli(code_cells, monkeypatch):
             pytest.fail(f"the CLI rejects `{line}` (exit {e.code})")
         assert len(called) == n + 1, line
     assert called[0][0] == "cmd_train" and called[0][1]["preset"] == "fast"
-    assert {c for c, _ in called} >= {"cmd_train", "cmd_evaluate"}
+    assert {c for c, _ in called} >= {"cmd_train", "cmd_evaluate", "cmd_export"}
+    assert any(c == "cmd_train" and a["resume"] for c, a in called)  # the resume cell
 
 
 def test_cli_evaluates_the_run_it_just_trained(code_cells):
