@@ -10,6 +10,11 @@ session (as `ui.loaders.model` shares it through `st.cache_resource`). Two phase
 - burst: all 30 clients released at the same instant by a barrier, several times -> the worst case of
   30 simultaneous requests on a server with few cores.
 
+Identities are on, as in a class: each client signs in once with its own display name (a classroom name
+claimed in a temporary runs folder), every request checks its signed token first as the router does on
+each script run, and every fifth drawing is added to the class set (`classset.add`, what Draw's "Add to
+the class set" does); the class set must end with exactly the drawings added (`classset_lost`).
+
 Every answer is compared with a single-threaded reference prediction of the same image, so a race in the
 shared model shows up as `mismatches`; exceptions are counted as `errors`. Memory: this process's RSS
 after the model is loaded and warmed up, after a first classroom round and after a second one; "flat"
@@ -41,7 +46,7 @@ CLIENTS = 30
 QUICK = dict(requests=12, bursts=3, think=(0.1, 0.5))
 FULL = dict(requests=60, bursts=10, think=(0.1, 0.5))
 TARGETS = {"classroom_p95_ms": "<= 100", "classroom_errors": "0", "classroom_mismatches": "0",
-           "rss_growth_second_round_mb": "<= 20"}
+           "rss_growth_second_round_mb": "<= 20", "classset_lost": "0"}
 
 
 def canvases(n: int) -> tuple[list[np.ndarray], np.ndarray]:
@@ -90,8 +95,12 @@ def draw_page_predict(model: Any, canvas: np.ndarray) -> np.ndarray:
 
 
 def _classroom(model: Any, images: list[np.ndarray], reference: np.ndarray, requests: int,
-               think: tuple[float, float]) -> dict[str, Any]:
+               think: tuple[float, float], tokens: list[str], added: list[int]) -> dict[str, Any]:
+    from mnist_core import classset, identity
+    from mnist_core.preprocess import preprocess
+
     latencies: list[float] = []
+    add_latencies: list[float] = []
     errors: list[str] = []
     mismatches = [0]
     lock = threading.Lock()
@@ -104,8 +113,15 @@ def _classroom(model: Any, images: list[np.ndarray], reference: np.ndarray, requ
             k = (cid * requests + r) % len(images)
             t = time.perf_counter()
             try:
+                name = identity.verify_token(tokens[cid])  # who is asking, as on every script run
                 probs = draw_page_predict(model, images[k])
                 dt = time.perf_counter() - t
+                if r % 5 == 0:  # a student adds this drawing to the class set (timed on its own: an fsync)
+                    t_add = time.perf_counter()
+                    classset.add(preprocess(images[k], "mnist").image, int(reference[k]), name)
+                    with lock:
+                        added[0] += 1
+                        add_latencies.append(time.perf_counter() - t_add)
                 with lock:
                     latencies.append(dt)
                     if int(probs.argmax()) != reference[k]:
@@ -126,7 +142,8 @@ def _classroom(model: Any, images: list[np.ndarray], reference: np.ndarray, requ
     return {"n": len(latencies), "p50_ms": common.pct(ms, 50) if len(ms) else None,
             "p95_ms": common.pct(ms, 95) if len(ms) else None, "max_ms": float(ms.max()) if len(ms) else None,
             "errors": len(errors), "first_error": errors[0] if errors else None, "mismatches": mismatches[0],
-            "rps": len(latencies) / wall}
+            "rps": len(latencies) / wall,
+            "add_p95_ms": common.pct(np.asarray(add_latencies) * 1000, 95) if add_latencies else None}
 
 
 def _bursts(model: Any, images: list[np.ndarray], reference: np.ndarray, bursts: int) -> dict[str, Any]:
@@ -161,8 +178,16 @@ def _bursts(model: Any, images: list[np.ndarray], reference: np.ndarray, bursts:
 
 
 def run(quick: bool = True) -> dict[str, Any]:
+    import tempfile
+
+    from mnist_core import classset, identity
+
     p = QUICK if quick else FULL
     pid = os.getpid()
+    os.environ["MNIST_RUNS_DIR"] = tempfile.mkdtemp(prefix="classroom_load_")
+    os.environ["MNIST_CLASSROOM"] = "1"
+    tokens = [identity.claim_name(f"student {c:02d}")[1] for c in range(CLIENTS)]
+    added = [0]
     model, model_name = load_shared_model()
     images, labels = canvases(200)
     # Single-threaded reference answers (also warms up the traced graph before the clients arrive).
@@ -172,9 +197,9 @@ def run(quick: bool = True) -> dict[str, Any]:
         draw_page_predict(model, im)
     single_ms = (time.perf_counter() - t) / 50 * 1000
     rss_before = common.rss_mb(pid)
-    first = _classroom(model, images, reference, p["requests"], p["think"])
+    first = _classroom(model, images, reference, p["requests"], p["think"], tokens, added)
     rss_mid = common.rss_mb(pid)
-    second = _classroom(model, images, reference, p["requests"], p["think"])
+    second = _classroom(model, images, reference, p["requests"], p["think"], tokens, added)
     rss_after = common.rss_mb(pid)
     burst = _bursts(model, images, reference, p["bursts"])
     lat = {k: [first[k], second[k]] for k in ("p50_ms", "p95_ms", "max_ms")}
@@ -191,6 +216,10 @@ def run(quick: bool = True) -> dict[str, Any]:
         "classroom_errors": first["errors"] + second["errors"] + burst["errors"],
         "classroom_first_error": first["first_error"] or second["first_error"],
         "classroom_mismatches": first["mismatches"] + second["mismatches"] + burst["mismatches"],
+        "classroom_identities": len(tokens),
+        "classset_added": added[0],
+        "classset_add_p95_ms": max(first["add_p95_ms"] or 0, second["add_p95_ms"] or 0),
+        "classset_lost": added[0] - len(classset.load()),
         "burst_requests": burst["n"],
         "burst_p50_ms": burst["p50_ms"],
         "burst_p95_ms": burst["p95_ms"],
@@ -214,7 +243,7 @@ def main() -> int:
         print(common.dumps(res))
     else:
         common.print_table(res, f"classroom load: {CLIENTS} concurrent Draw-page clients", TARGETS)
-    ok = (res["classroom_errors"] == 0 and res["classroom_mismatches"] == 0)
+    ok = (res["classroom_errors"] == 0 and res["classroom_mismatches"] == 0 and res["classset_lost"] == 0)
     return 0 if ok else 1
 
 
