@@ -13,7 +13,6 @@ this makes a resumed run bit-for-bit the uninterrupted one (tested), where op de
 from __future__ import annotations
 
 import json
-import os
 import time
 import zipfile
 from dataclasses import dataclass
@@ -42,17 +41,7 @@ def save(model: Any, run_dir: Path | runs.RunFolder, epoch: int, step: int) -> P
     run = runs.folder(run_dir)
     state = {"epoch": int(epoch), "step": int(step), "saved": time.time(),
              "seeds": {n: [int(v) for v in g.state.numpy()] for n, g in _seed_layers(model).items()}}
-    tmp = run.path / f".checkpoint.{os.getpid()}.tmp.keras"  # Keras insists on the .keras suffix
-    try:
-        model.save(tmp)
-        with zipfile.ZipFile(tmp, "a") as z:
-            z.writestr(STATE_MEMBER, json.dumps(state))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, run.checkpoint)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    runs.save_keras_atomic(model, run.checkpoint, extra={STATE_MEMBER: json.dumps(state).encode()})
     return run.checkpoint
 
 

@@ -70,6 +70,14 @@ def _range_text(name: str) -> str:
     return f"from {lo:g} to {hi:g}"
 
 
+def _refuse_unknown(cls: type, d: dict[str, Any], prefix: str, reason: str) -> None:
+    """A config.json key that is not a field of `cls` is a mistake (a typo would silently do nothing)."""
+    _check(isinstance(d, dict), prefix.rstrip(".") or "config", "must be an object")
+    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ConfigError(f"{prefix}{sorted(unknown)[0]}", reason)
+
+
 _SPEC_FIELDS = {f.name for f in dataclasses.fields(Spec)}
 
 
@@ -181,10 +189,7 @@ class ArchConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ArchConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        bad = set(d) - known
-        if bad:
-            raise ConfigError(f"arch.{sorted(bad)[0]}", "is not an architecture setting")
+        _refuse_unknown(cls, d, "arch.", "is not an architecture setting")
         d = dict(d)
         layers = d.pop("layers", None) or ()
         _check(isinstance(layers, (list, tuple)), "arch.layers", "must be a list")
@@ -272,10 +277,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(sorted(unknown)[0], "is not a training setting")
+        _refuse_unknown(cls, d, "", "is not a training setting")
         d = dict(d)
         arch = d.pop("arch", {})
         _check(isinstance(arch, (dict, ArchConfig)), "arch", "must be an object")

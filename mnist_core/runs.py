@@ -195,19 +195,29 @@ def read_json(path: Path) -> Any:
         raise RunError(f"{Path(path).name} in {Path(path).parent.name} is corrupt (not text)") from e
 
 
-def save_model_atomic(model: Any, run_dir: Path | RunFolder) -> Path:
-    """Save a Keras model as `model.keras` through a temporary file and a rename."""
-    run = folder(run_dir)
-    tmp = run.path / f".model.{os.getpid()}.tmp.keras"  # Keras insists on the .keras suffix
+def save_keras_atomic(model: Any, dest: Path, extra: dict[str, bytes] | None = None) -> Path:
+    """Save a Keras model as `dest` through a temporary file and a rename; `extra` adds members to
+    the archive (Keras ignores them), so one file carries the model and what belongs with it."""
+    dest = Path(dest)
+    tmp = dest.parent / f".{dest.stem}.{os.getpid()}.tmp.keras"  # Keras insists on the .keras suffix
     try:
         model.save(tmp)
+        if extra:
+            with zipfile.ZipFile(tmp, "a") as z:
+                for name, data in extra.items():
+                    z.writestr(name, data)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, run.model)
+        os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return run.model
+    return dest
+
+
+def save_model_atomic(model: Any, run_dir: Path | RunFolder) -> Path:
+    """Save a Keras model as the run's `model.keras` (atomically)."""
+    return save_keras_atomic(model, folder(run_dir).model)
 
 
 # --- the schema-checking reader -----------------------------------------------------------------
