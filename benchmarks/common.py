@@ -62,7 +62,7 @@ def machine() -> str:
 
 
 def today() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def pct(values: list[float] | np.ndarray, q: float) -> float:

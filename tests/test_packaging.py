@@ -12,17 +12,13 @@ import shlex
 import stat
 import subprocess
 import sys
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10: requirements-dev.txt installs tomli there
-    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -162,7 +158,10 @@ def test_runtime_pins():
     assert tf is not None and "tensorflow" not in by_name, "use tensorflow-cpu, not the CUDA build"
     assert [s.operator for s in tf.specifier] == ["=="], "pin tensorflow-cpu exactly"
     st_spec = by_name["streamlit"].specifier
-    assert "1.53.0" in st_spec and "1.52.2" not in st_spec, "the canvas needs Streamlit >= 1.53"
+    assert "1.66.0" in st_spec and "1.52.2" not in st_spec, "the canvas needs Streamlit >= 1.53"
+    assert "1.65.0" not in st_spec, "Streamlit 1.65 loses the Draw canvas's drawing on a rerun"
+    keras = by_name["keras"].specifier
+    assert "3.15.0" in keras and "3.14.0" not in keras, "the bundled model was saved by Keras 3.15"
     assert [s.operator for s in by_name["streamlit-drawable-canvas"].specifier] == ["=="]
     for r in RUNTIME:
         assert str(r.specifier), f"{r.name} has no version constraint"
@@ -193,7 +192,7 @@ def test_installed_versions_satisfy_the_pins():
 
 def _third_party_imports(paths: list[Path]) -> dict[str, Path]:
     found: dict[str, Path] = {}
-    stdlib = set(sys.stdlib_module_names) | {"tomllib"}  # 3.11+ stdlib; 3.10 falls back to tomli
+    stdlib = set(sys.stdlib_module_names)
     for path in paths:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
@@ -212,8 +211,8 @@ def _third_party_imports(paths: list[Path]) -> dict[str, Path]:
 
 @functools.cache
 def _top_level_names(dist_name: str) -> frozenset[str]:
-    """The top-level modules an installed distribution provides, from its file list. Python 3.10's
-    packages_distributions() only reads top_level.txt, which meson-built wheels (scikit-learn) lack."""
+    """The top-level modules an installed distribution provides, from its file list (a distribution's
+    top_level.txt may be missing: meson-built wheels such as scikit-learn's lack it)."""
     try:
         files = metadata.distribution(dist_name).files or ()
     except metadata.PackageNotFoundError:
@@ -226,7 +225,7 @@ def _covered(module: str, reqs: list[Requirement]) -> bool:
     wanted = _names(reqs)
     dists = {canonicalize_name(d) for d in metadata.packages_distributions().get(module, ())}
     dists |= {canonicalize_name(a) for a in ALIASES.get(module, ())}
-    dists.add(canonicalize_name(module))  # e.g. tomli, only installed (and only needed) on Python 3.10
+    dists.add(canonicalize_name(module))
     if dists & wanted:
         return True
     return any(module in _top_level_names(r.name) for r in reqs)
@@ -337,7 +336,7 @@ def test_readme_recipes():
     for heading in ("### Google Colab", "### Streamlit Community Cloud", "### Classroom"):
         assert heading in README
     cloud = README.split("### Streamlit Community Cloud", 1)[1].split("\n### ", 1)[0]
-    assert "Python 3.11 or 3.12" in cloud and "`app.py`" in cloud and "2.7 GB" in cloud
+    assert "Python 3.13" in cloud and "`app.py`" in cloud and "2.7 GB" in cloud
     assert re.search(r"\d,\d{3} MB", cloud), "the Cloud recipe states measured memory"
     classroom = README.split("### Classroom", 1)[1]
     for flag in ("--server.address 0.0.0.0", "MNIST_MAX_TRAININGS", "STREAMLIT_CLIENT_SHOW_ERROR_DETAILS",
