@@ -9,6 +9,8 @@
   regions the network's last spatial features used for the class. Coarser than saliency, less noisy.
 - `feature_maps`: the activations of the first conv layers for this input (after their BatchNorm and
   ReLU when those are separate layers, so what is shown is what the next layer receives).
+- `predict_with_maps`: the class probabilities and those feature maps from one forward pass, so the
+  Draw page's prediction of a stroke also yields its feature maps at no extra pass.
 
 Everything runs through `tf.function`s traced once per model object and cached, like
 `inference.compiled_call`, so an explanation costs a few milliseconds, not a `model.predict`.
@@ -33,7 +35,7 @@ class FeatureMaps:
 class _Explainer:
     saliency_fn: Any
     cam_fn: Any | None
-    maps_fn: Any | None
+    forward_fn: Any  # x -> [probabilities, *shown feature maps]: one pass through the model
     map_layers: list[tuple[str, str]]  # (conv layer name, shown-after layer name)
     last_conv: str | None
 
@@ -131,16 +133,18 @@ def _build(model: Any, max_map_layers: int) -> _Explainer:
             return tf.image.resize(cam[..., None], (28, 28), method="bilinear")[..., 0]
 
     map_layers: list[tuple[str, str]] = []
-    maps_fn = None
+    shown_outputs = []
     chosen = convs[:max_map_layers]
     if chosen:
         shown = [_shown_layer(model, c) for c in chosen]
         map_layers = [(c.name, s.name) for c, s in zip(chosen, shown, strict=True)]
-        maps_model = keras.Model(model.inputs[0], [s.output for s in shown])
-        maps_fn = tf.function(lambda x: maps_model(x, training=False),
-                              input_signature=[tf.TensorSpec([1, 28, 28, 1], tf.float32)])
+        shown_outputs = [s.output for s in shown]
+    # The output and the shown layers in one graph: the feature maps come with the prediction.
+    forward_model = keras.Model(model.inputs[0], [model.outputs[0], *shown_outputs])
+    forward_fn = tf.function(lambda x: forward_model(x, training=False),
+                             input_signature=[tf.TensorSpec([1, 28, 28, 1], tf.float32)])
 
-    return _Explainer(saliency_fn, cam_fn, maps_fn, map_layers,
+    return _Explainer(saliency_fn, cam_fn, forward_fn, map_layers,
                       last_conv.name if last_conv is not None else None)
 
 
@@ -199,15 +203,22 @@ def last_conv_name(model: Any) -> str | None:
     return explainer(model).last_conv
 
 
-def feature_maps(model: Any, image28: np.ndarray, max_layers: int = 2) -> list[FeatureMaps]:
-    """The activations of the first `max_layers` conv layers for this input; [] for a model with no
-    conv layer (the mlp preset)."""
+def predict_with_maps(model: Any, image28: np.ndarray, max_layers: int = 2) -> tuple[np.ndarray, list[FeatureMaps]]:
+    """(the 10 class probabilities, the activations of the first `max_layers` conv layers) for one
+    28x28 input in [0, 1], from a single forward pass; the list is [] for a model with no conv layer
+    (the mlp preset). The probabilities are the model's output, as `inference.predict_one` gives."""
     import tensorflow as tf
 
     ex = explainer(model, max_layers)
-    if ex.maps_fn is None:
-        return []
-    outs = ex.maps_fn(tf.constant(_as_input(image28)))
+    outs = ex.forward_fn(tf.constant(_as_input(image28)))
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
-    return [FeatureMaps(conv, shown, np.asarray(o.numpy()[0], np.float32))
-            for (conv, shown), o in zip(ex.map_layers, outs, strict=True)]
+    probs = np.asarray(outs[0].numpy()[0], np.float32)
+    maps = [FeatureMaps(conv, shown, np.asarray(o.numpy()[0], np.float32))
+            for (conv, shown), o in zip(ex.map_layers, outs[1:], strict=True)]
+    return probs, maps
+
+
+def feature_maps(model: Any, image28: np.ndarray, max_layers: int = 2) -> list[FeatureMaps]:
+    """The activations of the first `max_layers` conv layers for this input; [] for a model with no
+    conv layer (the mlp preset)."""
+    return predict_with_maps(model, image28, max_layers)[1]

@@ -1,11 +1,14 @@
-"""The Draw page through AppTest: a drawing injected into the canvas widget's state (a real MNIST test
-digit rendered the way the canvas returns strokes) is read correctly; a blank canvas shows a prompt;
-a bad upload shows the ImageError message; a dense-only model says it has no feature maps."""
+"""Draw page (AppTest): a drawing put into the pad's widget state (a real MNIST test digit rendered the
+way the pad returns strokes) is read correctly and explained; an update sent while the stroke is still
+being drawn is answered without recomputing the explanations; the drawing is kept through a visit to
+another page; a blank pad shows a prompt; a bad upload shows the ImageError message; a dense-only model
+says it has no feature maps."""
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 from pathlib import Path
@@ -19,9 +22,11 @@ from mnist_core.config import preset_config
 from mnist_core.inference import load_model, predict_one
 from mnist_core.preprocess import preprocess
 from tests.conftest import digit_to_canvas, take
+from ui.draw_view import PAD_KEY, SAVED, WHY_CACHE
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
+STROKES = [{"w": 20, "p": [[100, 60], [120, 200]]}]  # what the pad sends along; the picture is what counts
 
 
 def _train(root: Path, name: str, preset: str, ds) -> Path:
@@ -41,17 +46,20 @@ def trained(tmp_path_factory, mnist):
     return root, run_dir
 
 
-@pytest.fixture
-def app(trained, monkeypatch):
+def _open_draw(root: Path):
     from streamlit.testing.v1 import AppTest
 
-    root, _ = trained
-    monkeypatch.setenv("MNIST_RUNS_DIR", str(root))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.switch_page("app_pages/draw.py").run()
     assert not at.exception, at.exception
     return at
+
+
+@pytest.fixture
+def app(trained, monkeypatch):
+    monkeypatch.setenv("MNIST_RUNS_DIR", str(trained[0]))
+    return _open_draw(trained[0])
 
 
 def png_data_url(rgba: np.ndarray) -> str:
@@ -60,25 +68,33 @@ def png_data_url(rgba: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def inject(at, rgba: np.ndarray) -> None:
-    """Put a drawing into the canvas widget's state, as the browser component sends it."""
-    from ui.draw_view import canvas_key
+def inject(at, rgba: np.ndarray | None, final: bool = True, seq: int = 1) -> None:
+    """Put a drawing into the pad's widget state, as the browser component sends it."""
+    at.session_state[PAD_KEY] = {"drawing": {"strokes": STROKES if rgba is not None else [],
+                                             "data": png_data_url(rgba) if rgba is not None else None,
+                                             "final": final, "seq": seq}}
 
-    at.session_state[canvas_key(0)] = {"drawing": {"raw": {"objects": [{"type": "path"}]},
-                                                   "data": png_data_url(rgba)}}
+
+def _attr(at, name: str) -> str | None:
+    for md in at.markdown:
+        m = re.search(rf'{name}="([^"]*)"', md.value)
+        if m:
+            return m.group(1)
+    return None
 
 
 def shown_digit(at) -> int | None:
-    for md in at.markdown:
-        m = re.search(r'data-digit="(\d)"', md.value)
-        if m:
-            return int(m.group(1))
-    return None
+    d = _attr(at, "data-digit")
+    return None if d is None else int(d)
 
 
 def texts(at) -> str:
     parts = [e.value for e in (*at.info, *at.error, *at.warning, *at.markdown, *at.caption)]
     return "\n".join(str(p) for p in parts)
+
+
+def captions(at) -> list[str]:
+    return [c for img in at.get("image") for c in img.captions]
 
 
 @pytest.fixture(scope="module")
@@ -104,19 +120,66 @@ def right_digits(run_dir: Path, mnist, n_classes: int = 3) -> list[tuple[int, np
     return list(picks.items())
 
 
-def test_drawn_digits_are_read(app, cases):
+def test_drawn_digits_are_read_and_explained(app, cases):
     assert len(cases) == 3
     for label, canvas in cases:
         inject(app, canvas)
         app.run()
         assert not app.exception, app.exception
         assert shown_digit(app) == label, texts(app)
-        assert "Top 3" in texts(app)
-        assert len(app.get("plotly_chart")) >= 4  # probabilities, steps, saliency/Grad-CAM, feature maps
+        assert _attr(app, "data-final") == "1"
+        assert "Top 3" in texts(app) and "All ten digits" in texts(app)
+        assert [h.value for h in app.subheader] == ["What the model sees", "Why"]
+        # The explanations shown are those of the drawing predicted.
+        assert _attr(app, "data-why-input") == _attr(app, "data-input")
         body = texts(app)
-        assert "What the model sees" in [h.value for h in app.subheader]
         assert "conv1" in body and "conv2" in body  # the first two conv layers' feature maps
-        assert "Grad-CAM" in body
+        assert "Grad-CAM" in body and "cyan line is the outline" in body
+        assert any(c.startswith("Grad-CAM (conv3) for") for c in captions(app))
+        assert any(c.startswith("centred in 28×28") for c in captions(app))
+
+
+def test_update_while_drawing_keeps_the_last_explanations(app, cases):
+    (_, canvas), (second, other) = cases[0], cases[1]
+    inject(app, canvas, seq=1)
+    app.run()
+    explained = app.session_state[WHY_CACHE]
+    key = _attr(app, "data-why-input")
+    inject(app, other, final=False, seq=2)  # the next stroke, still being drawn
+    app.run()
+    assert not app.exception
+    assert shown_digit(app) == second and _attr(app, "data-final") == "0"
+    assert "reading as you draw" in texts(app)
+    # Not recomputed for an unfinished stroke: still those of the last finished drawing.
+    assert app.session_state[WHY_CACHE] is explained and _attr(app, "data-why-input") == key
+    inject(app, other, final=True, seq=3)  # the stroke ends
+    app.run()
+    assert _attr(app, "data-why-input") == _attr(app, "data-input") != key
+
+
+def test_same_drawing_is_explained_once(app, cases):
+    inject(app, cases[0][1])
+    app.run()
+    explained = app.session_state[WHY_CACHE]
+    app.slider(key="draw_stroke").set_value(30).run()  # a rerun that does not change the drawing
+    assert not app.exception
+    assert app.session_state[WHY_CACHE] is explained
+
+
+def test_drawing_survives_a_visit_to_another_page(app, cases):
+    label, canvas = cases[0]
+    inject(app, canvas)
+    app.run()
+    assert shown_digit(app) == label
+    app.switch_page("app_pages/home.py").run()
+    assert not app.exception
+    assert PAD_KEY not in app.session_state  # the pad's own state went with the page
+    app.switch_page("app_pages/draw.py").run()
+    assert not app.exception
+    assert shown_digit(app) == label  # read from the kept drawing, without a new stroke
+    assert app.session_state[SAVED]["strokes"] == STROKES
+    pad = app.get("bidi_component")[0]
+    assert json.loads(pad.proto.json)["initial"] == STROKES  # the remounted pad redraws the strokes
 
 
 def test_blank_canvas_shows_prompt(app):
@@ -125,7 +188,16 @@ def test_blank_canvas_shows_prompt(app):
     assert not app.exception
     assert shown_digit(app) is None
     assert any("Draw a digit" in i.value for i in app.info)
-    assert "What the model sees" not in [h.value for h in app.subheader]
+    assert not app.subheader
+
+
+def test_pad_state_that_is_not_the_pads_picture_is_ignored(app):
+    """The widget state comes from the browser: a picture of another size is not decoded as a drawing."""
+    inject(app, np.full((2000, 2000, 4), 255, np.uint8))
+    app.run()
+    assert not app.exception
+    assert shown_digit(app) is None
+    assert any("Draw a digit" in i.value for i in app.info)
 
 
 def test_nothing_drawn_yet_shows_prompt(app):
@@ -135,26 +207,30 @@ def test_nothing_drawn_yet_shows_prompt(app):
     assert any("Draw a digit" in i.value for i in app.info)
 
 
+def test_cleared_pad_shows_prompt_and_no_explanations(app, cases):
+    inject(app, cases[0][1])
+    app.run()
+    assert shown_digit(app) is not None
+    inject(app, None, seq=2)  # what the pad's Clear sends
+    app.run()
+    assert not app.exception
+    assert shown_digit(app) is None and not app.subheader
+    assert any("Draw a digit" in i.value for i in app.info)
+    inject(app, cases[1][1], final=False, seq=3)  # the next stroke, still being drawn
+    app.run()
+    assert shown_digit(app) == cases[1][0]
+    assert not app.subheader  # the cleared drawing's explanations do not come back
+
+
 def test_naive_toggle_changes_the_input(app, cases):
     label, canvas = cases[0]
     inject(app, canvas)
     app.run()
+    assert "With a naive resize of the whole picture the model would say" in texts(app)
     app.segmented_control(key="draw_method").set_value("Naive resize").run()
     assert not app.exception
-    assert "squashed to 28×28" in str(app.get("plotly_chart")[1].proto.spec)
-    assert "MNIST-style preprocessing the model would say" in texts(app)
-
-
-def test_clear_gives_a_new_empty_canvas(app, cases):
-    label, canvas = cases[0]
-    inject(app, canvas)
-    app.run()
-    assert shown_digit(app) == label
-    app.button(key="draw_clear").click().run()
-    assert not app.exception
-    assert app.session_state["draw_canvas_gen"] == 1
-    assert shown_digit(app) is None
-    assert any("Draw a digit" in i.value for i in app.info)
+    assert any(c.startswith("squashed to 28×28") for c in captions(app))
+    assert "With MNIST-style preprocessing the model would say" in texts(app)
 
 
 @pytest.mark.parametrize("name,data,why", [
@@ -181,18 +257,14 @@ def test_upload_dark_on_light_photo(app, cases):
     assert not app.exception
     assert not app.error
     assert shown_digit(app) == label
-    assert "900×700 px" in str(app.get("plotly_chart")[1].proto.spec)  # the true size, not the thumbnail's
+    assert any("900×700 px" in c for c in captions(app))  # the true size, not the thumbnail's
 
 
 def test_mlp_model_says_it_has_no_feature_maps(trained, mnist, monkeypatch, tmp_path):
-    from streamlit.testing.v1 import AppTest
-
     root = tmp_path / "runs"
     _train(root, "mlp-small", "mlp", take(mnist, 1000, 100))
     monkeypatch.setenv("MNIST_RUNS_DIR", str(root))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("app_pages/draw.py")
+    at = _open_draw(root)
     inject(at, digit_to_canvas(mnist.x_test[0]))
     at.run()
     assert not at.exception
@@ -210,3 +282,25 @@ def test_no_model_points_to_train(runs_root):
     at.switch_page("app_pages/draw.py").run()
     assert not at.exception
     assert any("No trained model" in w.value for w in at.warning)
+
+
+def test_a_drawing_is_added_to_the_class_set_with_the_digit_meant(app, cases, trained):
+    """Draw -> "Add to the class set as digit N": stored once, with the label chosen (not the prediction)
+    and the original drawing; the Dataset page and Evaluate then read it."""
+    from mnist_core import classset
+
+    label, canvas = cases[0]
+    inject(app, canvas)
+    app.run()
+    assert app.selectbox(key="draw_cs_label").value == label  # the prediction, by default
+    meant = (label + 1) % 10
+    app.selectbox(key="draw_cs_label").set_value(meant).run()
+    app.button(key="draw_cs_add").click().run()
+    assert not app.exception
+    assert any(f"as a {meant}" in s.value for s in app.success)
+    cs = classset.load(trained[0])
+    assert len(cs) == 1 and cs.labels.tolist() == [meant] and cs.contributors == ("",)
+    expected = np.round(preprocess(canvas).image * 255).astype(np.uint8)
+    assert np.abs(cs.images[0].astype(int) - expected.astype(int)).max() <= 1
+    png = classset.drawing(cs.ids[0], trained[0])
+    assert Image.open(io.BytesIO(png)).size == canvas.shape[1::-1]  # the original 280x280 drawing

@@ -167,12 +167,81 @@ def test_trained_saliency_points_at_the_ink(tiny):
     assert np.median(ink_share) > 0.6
 
 
-def test_figures(classic, digit):
-    sal, _ = explain.saliency(classic, digit)
-    fig = plots.explanation_maps(digit, {"saliency": sal, "missing": None})
-    assert len(fig.data) == 2  # the input and the one map given
-    fm = explain.feature_maps(classic, digit)[1].maps
-    assert len(plots.feature_map_grid(fm, max_maps=32).data) == 32
-    assert len(plots.feature_map_grid(fm[..., :5]).data) == 5
-    steps = {"a": np.ones((280, 280)), "b": np.ones((20, 20))}
-    assert len(plots.image_steps(steps).data) == 2
+def test_one_pass_gives_the_prediction_and_the_feature_maps(classic, fast, mlp, digit):
+    from mnist_core.inference import predict_one
+
+    for model in (classic, fast, mlp):
+        probs, maps = explain.predict_with_maps(model, digit)
+        np.testing.assert_allclose(probs, predict_one(model, digit), rtol=1e-5, atol=1e-6)
+        assert probs.shape == (10,) and probs.sum() == pytest.approx(1.0, abs=1e-5)
+        reference = explain.feature_maps(model, digit)
+        assert [(m.layer, m.shown_after) for m in maps] == [(m.layer, m.shown_after) for m in reference]
+        for m, r in zip(maps, reference, strict=True):
+            np.testing.assert_array_equal(m.maps, r.maps)
+    assert explain.predict_with_maps(mlp, digit)[1] == []
+
+
+def test_explanation_images(classic, digit):
+    sal, cls = explain.saliency(classic, digit)
+    imgs = plots.explanation_images(digit, {"saliency": sal, "missing": None}, scale=6)
+    assert list(imgs) == ["model input", "saliency"]  # a None map is left out
+    for img in imgs.values():
+        assert img.shape == (168, 168, 3) and img.dtype == np.uint8
+    # The input is shown as it is, one 6x6 block per pixel.
+    np.testing.assert_array_equal(imgs["model input"][::6, ::6, 0], np.round(digit * 255).astype(np.uint8))
+    # The map in the hot colours, except on the digit's outline, which is cyan.
+    edge = plots.outline(np.repeat(np.repeat(digit > 0.5, 6, axis=0), 6, axis=1))
+    heat = np.repeat(np.repeat(plots._to_uint8(plots._hot_rgb(sal)), 6, axis=0), 6, axis=1)
+    np.testing.assert_array_equal(imgs["saliency"][~edge], heat[~edge])
+    assert edge.any() and (imgs["saliency"][edge] == plots.OUTLINE_RGB).all()
+    # The colour bar's stops are the colours the maps use.
+    for p, color in plots.HOT_STOPS:
+        assert "#{:02x}{:02x}{:02x}".format(*plots._to_uint8(plots._hot_rgb(p))) == color
+
+
+def test_outline_is_the_boundary_of_the_mask():
+    mask = np.zeros((7, 7), bool)
+    mask[1:6, 2:5] = True
+    edge = plots.outline(mask)
+    inner = np.zeros_like(mask)
+    inner[2:5, 3:4] = True
+    np.testing.assert_array_equal(edge, mask & ~inner)
+
+
+def test_feature_map_mosaic(classic, digit):
+    import plotly.colors
+
+    fm = explain.feature_maps(classic, digit)[1].maps  # (11, 11, 64)
+    img, channels = plots.feature_map_mosaic(fm, max_maps=32, cols=8, tile=44, gap=4, label_px=14)
+    assert channels == sorted(np.argsort(fm.mean(axis=(0, 1)))[::-1][:32].tolist())  # the most active
+    assert img.shape == (4 * (14 + 44 + 4), 8 * (44 + 4), 3) and img.dtype == np.uint8
+    # The first tile is its channel, scaled on its own range, in Viridis (4x4 blocks of 11x11).
+    m = fm[..., channels[0]]
+    v = (m - m.min()) / (m.max() - m.min())
+    tile = img[14:14 + 44:4, 0:44:4]
+    np.testing.assert_array_equal(tile, plots._to_uint8(plots._viridis_rgb(v)))
+    # Viridis here is Plotly's: its ten stops come back exactly.
+    stops = np.linspace(0, 1, len(plotly.colors.sequential.Viridis))
+    assert ["#{:02x}{:02x}{:02x}".format(*c) for c in plots._to_uint8(plots._viridis_rgb(stops))] == \
+        [c.lower() for c in plotly.colors.sequential.Viridis]
+    few, order = plots.feature_map_mosaic(fm[..., :5])
+    # One row of 5 tiles; 11x11 maps in 52 px tiles are enlarged 4x (44 px), plus the 4 px gap.
+    assert order == [0, 1, 2, 3, 4] and few.shape[:2] == (14 + 44 + 4, 5 * (44 + 4))
+    with pytest.raises(ValueError, match="H, W, C"):
+        plots.feature_map_mosaic(fm[..., 0])
+
+
+def test_gray_pixels_and_probability_bars():
+    small = np.linspace(0, 1, 20 * 10).reshape(20, 10)
+    out = plots.gray_pixels(small, side=140)
+    assert out.shape == (140, 140) and out.dtype == np.uint8
+    block = out[:, 35:105]  # 20x10 enlarged 7x (140x70), centred in the square
+    np.testing.assert_array_equal(block[::7, ::7], plots._to_uint8(small))
+    assert (out[:, :35] == 255).all() and (out[:, 105:] == 255).all()  # padded like the page
+    with pytest.raises(ValueError, match="does not fit"):
+        plots.gray_pixels(np.zeros((300, 10)), side=140)
+    probs = np.full(10, 0.02)
+    probs[7] = 0.82
+    html = plots.probability_bars_html(probs)
+    assert html.count("title=\"digit ") == 10 and "digit 7: 0.820" in html
+    assert html.count("#d62728") == 1  # only the most probable digit in red
