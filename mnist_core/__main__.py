@@ -183,6 +183,13 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 def cmd_train_queued(a: argparse.Namespace) -> int:
     """`_train RUN`: what a supervisor starts once it holds a slot for a queued run (see scheduler.py)."""
+    # If memory runs out, the kernel should stop this trainer, not the app server beside it (measured at a
+    # 1 GB limit: the trainer at 507 MB outweighed the server at ~490 MB by 17 MB only). Raising one's own
+    # score needs no privilege.
+    try:
+        Path("/proc/self/oom_score_adj").write_text("1000")
+    except OSError:
+        pass
     run = runs.folder(a.run_dir)
     _stop_on_signals(run)
     try:

@@ -68,6 +68,26 @@ def reset_class(actor: Actor, root: Path | None = None) -> Path:
     return dest
 
 
+def start_sweep(actor: Actor, sweep: Any, name: str, **kw: Any) -> Any:
+    """Start a hyperparameter sweep (sweeps.start_sweep). It queues many trainings at once, past any
+    student's share of the queue: on a class server only the teacher starts sweeps."""
+    from . import sweeps
+
+    if not (actor.local or actor.teacher):
+        raise identity.IdentityError("on a class server only the teacher starts sweeps (each one queues many "
+                                     "trainings); ask your teacher, or train single runs on the Train page")
+    return sweeps.start_sweep(sweep, name, owner=identity.owner_for_new_run(actor), **kw)
+
+
+def stop_sweep(actor: Actor, folder: Any) -> None:
+    from . import sweeps
+
+    owner = sweeps.read_sweep_status(folder).get("owner")
+    if not (actor.local or actor.teacher or (owner is not None and owner == actor.name)):
+        raise identity.IdentityError("only the sweep's owner or the teacher may stop it")
+    sweeps.stop_sweep(folder)
+
+
 def submit(actor: Actor, config: TrainConfig, name: str, **kw: Any) -> Path:
     """Queue a training owned by `actor` (no owner for the local user of a laptop)."""
     return scheduler.submit(config, name, owner=identity.owner_for_new_run(actor), **kw)

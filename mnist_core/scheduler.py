@@ -182,7 +182,10 @@ def check_limits(owner: str | None, root: Path) -> None:
 def training_memory(config: TrainConfig, n_train: int | None = None) -> limits.TrainingEstimate:
     """The trainer's estimated peak memory for `config` on `n_train` images (default: all of MNIST)."""
     n = min(config.limit or n_train or 60_000, n_train or 60_000)
-    return limits.estimate_training_bytes(summary_rows(config.arch), config.batch_size, config.optimizer, n)
+    # The trainer shares TensorFlow's library pages with this process if it has loaded them (a server
+    # that has shown a model): they are already in the memory this process's cgroup counts.
+    return limits.estimate_training_bytes(summary_rows(config.arch), config.batch_size, config.optimizer, n,
+                                          libraries_loaded="tensorflow" in sys.modules)
 
 
 def check_memory(config: TrainConfig, n_train: int | None = None) -> None:
@@ -232,9 +235,10 @@ def requeue_for_resume(run_dir: Path | RunFolder, pid: int | None = None) -> Non
         raise RunError(why)
     check_limits(runs.read_status(run).get("owner"), run.path.parent)
     run.stop.unlink(missing_ok=True)
-    # Last in line again: a resumed run does not jump the queue.
+    # Last in line again: a resumed run does not jump the queue. It is an ordinary queued record now,
+    # even if a Ray driver trained it before (a trial of a Ray sweep, a Ray task): this queue starts it.
     runs.set_status(run, "queued", pid=pid, resume=True, error=None, exit_code=None, finished=None,
-                    created_queue=time.time())
+                    created_queue=time.time(), engine=None, supervisor=None, driver_host=None)
 
 
 def resume(run_dir: Path | RunFolder) -> None:
@@ -281,13 +285,13 @@ def dispatch(root: Path | None = None) -> list[str]:
     return started
 
 
-def _spawn(cmd: list[str], run: RunFolder, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+def _spawn(cmd: list[str], run: RunFolder) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1",
            "MNIST_RUNS_DIR": str(run.path.parent)}
     with open(run.log, "ab") as log:
         # Own session: the process outlives the page, the browser and Ctrl-C in the server's terminal.
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, pass_fds=pass_fds)
+                                stderr=subprocess.STDOUT, start_new_session=True)
     # Reap it when it ends, so no finished process stays a zombie of the app server.
     threading.Thread(target=proc.wait, name=f"reap-{run.name}", daemon=True).start()
     return proc

@@ -170,7 +170,7 @@ def _callback_base() -> type:
 
 def make_callback(run_dir: Path | None, config: TrainConfig, steps_per_epoch: int,
                   on_batch: Callable[[dict[str, Any]], None] | None = None,
-                  on_epoch: Callable[[dict[str, Any]], None] | None = None,
+                  on_epoch: Callable[[dict[str, Any]], str | None] | None = None,
                   progress_every_s: float = 0.5, first_step: int = 0) -> Any:
     """The progress/stop/schedule callback (see the module docstring)."""
     run = runs.folder(run_dir) if run_dir is not None else None
@@ -185,6 +185,7 @@ def make_callback(run_dir: Path | None, config: TrainConfig, steps_per_epoch: in
             self.last_write = 0.0
             self.train_start = time.time()
             self.stopped = False
+            self.stop_reason: str | None = None  # why on_epoch asked to stop (a sweep's ASHA), for the status
             self.last_point = (0, (0.0, 0.0))
 
         def _set_lr(self) -> float:
@@ -241,8 +242,12 @@ def make_callback(run_dir: Path | None, config: TrainConfig, steps_per_epoch: in
                 runs.append_history(run, row)
                 if self.step == (epoch + 1) * steps_per_epoch:  # a whole epoch (not one cut short by Stop)
                     checkpoints.save(self.model, run, epoch + 1, self.step)
-            if on_epoch:
-                on_epoch(row)
+            # on_epoch may return a reason to stop after this epoch (a sweep's ASHA, sweeps.py): the run
+            # then ends `stopped` with that reason, its model saved and evaluated like any stopped run.
+            why = on_epoch(row) if on_epoch else None
+            if why:
+                self.model.stop_training = True
+                self.stopped, self.stop_reason = True, str(why)
 
     return RunFolderCallback()
 
@@ -264,7 +269,7 @@ def _fresh_model(config: TrainConfig) -> Any:
 
 def train(config: TrainConfig, run_dir: Path | None, dataset: Dataset, *,
           on_batch: Callable[[dict[str, Any]], None] | None = None,
-          on_epoch: Callable[[dict[str, Any]], None] | None = None,
+          on_epoch: Callable[[dict[str, Any]], str | None] | None = None,
           devices: list[str] | None = None, deterministic: bool = True,
           extra_callbacks: list[Any] | None = None, resume: bool = False) -> dict[str, Any]:
     """Train `config` on `dataset`; with a `run_dir`, write the run folder as training goes (a
@@ -346,7 +351,8 @@ def train(config: TrainConfig, run_dir: Path | None, dataset: Dataset, *,
             save_evaluation(run_dir, dataset.source, dataset.y_test, proba)
             runs.atomic_write_json(runs.folder(run_dir).metrics, metrics)
             runs.folder(run_dir).stop.unlink(missing_ok=True)
-            runs.set_status(run_dir, "stopped" if cb.stopped else "finished", finished=time.time(), pid=None)
+            runs.set_status(run_dir, "stopped" if cb.stopped else "finished", finished=time.time(), pid=None,
+                            **({"error": cb.stop_reason} if cb.stop_reason else {}))
         metrics["model"] = model
         return metrics
     except BaseException as e:
