@@ -119,16 +119,22 @@ def _cgroup_limit(cg: _Cgroup) -> int | None:
 
 
 def _cgroup_available(cg: _Cgroup) -> int | None:
-    """Limit minus what the cgroup holds, not counting the page cache the kernel reclaims first
-    (inactive files), as `docker stats` and Kubernetes count a container's working set."""
+    """Limit minus what the cgroup holds, not counting the page cache that is not mapped by any process
+    (file data the kernel drops first when memory runs short). Counting only inactive files, as
+    `docker stats` does, made a training that had just fit look too big for the next one: its files
+    were still in the active list (measured at a 1.5 GB limit: 375 MB "available" right after it)."""
     avail = []
     for p in cg.ancestors():
         limit = _read_int(p / ("memory.max" if cg.v2 else "memory.limit_in_bytes"))
         usage = _read_int(p / ("memory.current" if cg.v2 else "memory.usage_in_bytes"))
         if limit is None or usage is None:
             continue
-        reclaimable = _stat(p / "memory.stat", "inactive_file" if cg.v2 else "total_inactive_file")
-        avail.append(max(0, limit - max(0, usage - reclaimable)))
+        stat = p / "memory.stat"
+        if cg.v2:
+            reclaimable = _stat(stat, "file") - _stat(stat, "file_mapped")
+        else:
+            reclaimable = _stat(stat, "total_cache") - _stat(stat, "total_mapped_file")
+        avail.append(max(0, limit - max(0, usage - max(0, reclaimable))))
     return min(avail) if avail else None
 
 
@@ -582,7 +588,7 @@ MAX_PARAMS = 10_000_000
 LOAD_OVERHEAD = 6.5
 # Images per forward pass when the Evaluate page predicts the test set (evaluation.predict_proba's
 # default batch): each layer's outputs for that many images are alive at once, at worst.
-SERVE_BATCH = 1000
+SERVE_BATCH = 250  # TensorFlow kept +76 MB after a test-set pass in batches of 1,000, +20 MB at 250 (same time)
 # A model may take at most this share of the memory still available: loading is transient, but the
 # server keeps serving other sessions meanwhile, and a second upload may be checked at the same time.
 MODEL_SHARE = 0.5
@@ -640,6 +646,10 @@ def check_model(est: Estimate, name: str, stored_weight_bytes: int | None = None
 # 192, so 2 is on the safe side). Data: ~4.1 KB per training image (the README's 60,000- vs 22,699-image
 # trainer peaks: +152 MB), i.e. the uint8 arrays and the input pipeline's copies.
 RUNTIME_BYTES = 715 * 2**20
+# Of that runtime, TensorFlow's shared libraries (~390 MB of file pages) are charged to a memory cgroup
+# once, by the first process that reads them: a trainer started by a server that has already loaded a
+# model adds only the private part (measured at a 1 GB limit: +412 to +448 MB, not ~800).
+TF_LIBRARY_BYTES = 390 * 2**20
 WEIGHT_COPIES = 4  # working copies of the weights besides weights, gradients and optimizer slots
 ACTIVATION_FACTOR = 2
 DATA_BYTES_PER_IMAGE = 4200
@@ -682,10 +692,11 @@ class TrainingEstimate:
 
 
 def estimate_training_bytes(rows: list[dict[str, Any]], batch_size: int, optimizer: str = "adam",
-                            train_images: int = 60_000) -> TrainingEstimate:
+                            train_images: int = 60_000, libraries_loaded: bool = False) -> TrainingEstimate:
     """The trainer's peak memory for a network given as `architectures.summary_rows` (dicts with
     "output_shape" and "params"), trained in batches of `batch_size` with `optimizer` on
-    `train_images` images (default: all of MNIST's 60,000). No TensorFlow is imported."""
+    `train_images` images (default: all of MNIST's 60,000); `libraries_loaded` when the asking process
+    has TensorFlow loaded already (its library pages are then shared, not new). No TensorFlow is imported."""
     params = sum(int(r["params"]) for r in rows)
     values = sum(math.prod(r["output_shape"]) for r in rows)
     w = params * BYTES_PER_VALUE
@@ -693,4 +704,5 @@ def estimate_training_bytes(rows: list[dict[str, Any]], batch_size: int, optimiz
     return TrainingEstimate(
         weights=w, gradients=w, optimizer=2 * slots * w, weight_copies=WEIGHT_COPIES * w,
         activations=ACTIVATION_FACTOR * values * batch_size * BYTES_PER_VALUE,
-        data=train_images * DATA_BYTES_PER_IMAGE, runtime=RUNTIME_BYTES)
+        data=train_images * DATA_BYTES_PER_IMAGE,
+        runtime=RUNTIME_BYTES - (TF_LIBRARY_BYTES if libraries_loaded else 0))

@@ -157,8 +157,8 @@ def test_queue_caps(root, monkeypatch):
 
 
 def test_a_training_too_big_for_the_free_memory_is_refused_before_it_starts(root, monkeypatch):
-    monkeypatch.setattr(limits, "memory_available_bytes", lambda: 600 * 2**20)
-    with pytest.raises(runs.RunError, match=r"this server has 600 MB available; this training needs about"):
+    monkeypatch.setattr(limits, "memory_available_bytes", lambda: 300 * 2**20)
+    with pytest.raises(runs.RunError, match=r"this server has 300 MB available; this training needs about"):
         scheduler.submit(CFG, "too-big", root=root)
     assert not (root / "too-big").exists()
 
