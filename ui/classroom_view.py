@@ -4,8 +4,10 @@ never waits on TensorFlow; scores already in the run folders' evaluation caches 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from mnist_core import classset, evaluation, runs
@@ -62,8 +64,19 @@ def dataset_for(which: str) -> Dataset:
     return loaders.dataset() if which == "mnist" else class_dataset()
 
 
-def add_drawing_ui(image28, drawing_png: bytes | None, predicted: int, key: str) -> None:
-    """"Add to the class set as digit N": the label (the prediction by default) and the button."""
+def _png(picture: np.ndarray | None) -> bytes | None:
+    if picture is None:
+        return None
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(picture, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def add_drawing_ui(image28: np.ndarray, picture: np.ndarray | None, predicted: int, key: str) -> None:
+    """"Add to the class set as digit N": the label (the prediction by default) and the button; the
+    original drawing is encoded and kept with the entry only when the button is pressed."""
     from . import session
 
     c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
@@ -72,7 +85,7 @@ def add_drawing_ui(image28, drawing_png: bytes | None, predicted: int, key: str)
 
     def add() -> None:
         try:
-            classset.add(image28, int(st.session_state[f"{key}_label"]), session.actor().name, drawing_png)
+            classset.add(image28, int(st.session_state[f"{key}_label"]), session.actor().name, _png(picture))
             st.session_state[f"{key}_msg"] = ("success", f"Added to the class set as a {st.session_state[f'{key}_label']}.")
         except (classset.ClassSetError, OSError) as e:
             st.session_state[f"{key}_msg"] = ("error", f"Not added: {e}")
