@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from mnist_core import plots
+from mnist_core import classset, plots
 from mnist_core.data import DataError
-from ui import classroom_view as cv
 from ui import dataset_view as dv
 from ui import jobs, loaders
 
@@ -37,7 +36,7 @@ except DataError as e:
 key = ds.source.key
 
 # --- the data source ----------------------------------------------------------------------------
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4 = st.columns([1.5, 1, 1, 1.3])
 c1.metric("Data source", src.title,
           help=src.label)
 c2.metric("Training images", f"{src.n_train:,}")
@@ -110,7 +109,7 @@ if st.session_state.get("ds_page", 1) > n_pages:
 page_no = page_slot.number_input(f"Page (of {n_pages:,})", min_value=1, max_value=n_pages, step=1, key="ds_page")
 show_labels = labels_slot.toggle("Show each image's label", value=True, key="ds_show_labels")
 
-left, right = st.columns([5, 4], gap="large")
+left, right = st.columns(2, gap="large")  # the enlarged image zooms to the ink: half the width is room enough
 with left:
     shown = order[(page_no - 1) * per_page: page_no * per_page]
     which = "all digits" if not digits_t else "digit" + ("s " if len(digits_t) > 1 else " ") + \
@@ -118,7 +117,8 @@ with left:
     if len(shown) == 0:
         st.warning(f"There are no images of {which} in the {SPLIT_NAMES[split]} set.")
     else:
-        fig = plots.dataset_grid(x_split[shown], shown, y_split[shown], cols=grid_n, show_labels=show_labels)
+        fig = plots.dataset_grid(x_split[shown], shown, y_split[shown], cols=grid_n, show_labels=show_labels,
+                                 height=480)
         st.plotly_chart(fig, key="ds_grid", on_select=_pick_tile, selection_mode="points",
                         config={"displayModeBar": False})
         st.caption(f"Images {(page_no - 1) * per_page + 1:,}–{(page_no - 1) * per_page + len(shown):,} of "
@@ -136,13 +136,18 @@ with right:
         st.session_state["ds_index"] = int(shown[0])
     idx = st.number_input(f"Image # in the {SPLIT_NAMES[split]} set", min_value=0, max_value=len(y_split) - 1,
                           step=1, key="ds_index", help="Or click a tile in the grid.")
-    show_values = st.toggle("Write the pixel values in", value=True, key="ds_values")
+    show_values = st.toggle("Write the pixel values in", value=True, key="ds_values",
+                            help="Zooms in on the ink so that the numbers are large enough to read.")
     img = x_split[idx]
     st.plotly_chart(plots.image(img, title=f"Image #{idx:,}: label {y_split[idx]}", show_values=show_values,
-                                height=480), key="ds_big")
+                                height=520, zoom_to_ink=show_values), key="ds_big")
     ink = img > 0
+    rows, cols = plots.ink_box(img)
+    zoom = (f" Shown: rows {rows[0]}–{rows[-1]} and columns {cols[0]}–{cols[-1]} of {h}×{w}, round the ink; "
+            "every pixel outside them (and every blank cell) is 0." if show_values and ink.any() else "")
     st.caption(f"What the network receives: {img.size} numbers. {ink.sum()} of them ({ink.mean():.0%}) are "
-               f"ink (> 0); the brightest is {img.max()}. The label {y_split[idx]} is the answer it must learn.")
+               f"ink (> 0); the brightest is {img.max()}. The label {y_split[idx]} is the answer it must learn."
+               + zoom)
 
 # --- statistics ---------------------------------------------------------------------------------
 st.subheader("How many of each digit?")
@@ -157,9 +162,14 @@ with c_right:
     st.dataframe(pd.DataFrame({"digit": range(10), "train": counts["train"], "test": counts["test"],
                                "train %": np.round(share * 100, 1)}),
                  hide_index=True, key="ds_counts_table", height=420)
-st.caption(f"Most common in training: **{share.argmax()}** ({share.max():.1%}); least common: "
-           f"**{share.argmin()}** ({share.min():.1%}). The classes are roughly balanced, so plain accuracy is a "
-           "fair score, and a model that always guessed one digit would get only about 10% right.")
+if counts["train"].min() == counts["train"].max():
+    balance = (f"Every digit has exactly {counts['train'][0]:,} training images ({share[0]:.1%}): this set is "
+               "balanced by construction")
+else:
+    balance = (f"Most common in training: **{share.argmax()}** ({share.max():.1%}); least common: "
+               f"**{share.argmin()}** ({share.min():.1%}). The classes are roughly balanced")
+st.caption(balance + ", so plain accuracy is a fair score, and a model that always guessed one digit would get "
+           "only about 10% right.")
 
 st.subheader("What does the average digit look like?")
 st.plotly_chart(plots.mean_digit_images(dv.mean_images(key, "train"), counts["train"]), key="ds_means")
@@ -181,8 +191,8 @@ st.subheader("A map of the digits")
 st.markdown(
     "Each image is a point in a 784-dimensional space (one axis per pixel). These maps squash that space "
     "to 2-D so we can look at it. **PCA** keeps the two directions along which the images vary most; "
-    "**t-SNE** instead keeps images that look alike close together. Select a point (or drag a box or lasso) "
-    "to see the images."
+    "**t-SNE** instead keeps images that look alike close together. **Drag a box** over some points to see "
+    "their images (the lasso is in the chart's toolbar, on its right when you hover it), or click one point."
 )
 
 
@@ -266,7 +276,7 @@ if picked:
 
 # --- the class's own handwriting ------------------------------------------------------------------
 st.subheader("Our handwriting: the class set")
-class_set = cv.class_set()
+class_set = classset.load()  # (not ui.classroom_view: it imports scikit-learn's metrics, seconds on a cold server)
 if not len(class_set):
     st.info("Nobody has added a drawing yet. On the Draw page, draw a digit and press **Add to the class set**: "
             "the drawings collect here, and the class can train on them and score every model on them.")

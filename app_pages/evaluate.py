@@ -2,7 +2,9 @@
 
 Headline figures, the confusion matrix (click a cell to see its images), per-class metrics, the most
 confused pairs, confidence and calibration, and a comparison with a second run. Predictions are computed
-once per model and data source and cached in the run folder (ui.evaluation_view)."""
+once per model and data source and cached in the run folder (ui.evaluation_view). The matrix colours
+the mistakes alone by default (the right answers on its diagonal would wash them out), and sits with
+the gallery of the chosen cell above the fold; "Open" on a confused pair brings that gallery into view."""
 
 import math
 
@@ -10,20 +12,20 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from mnist_core import plots
 from mnist_core.data import DataError
-from mnist_core.inference import ModelError
-from ui import classroom_view as cv
-from ui import evaluation_view as ev
-from ui import export_view, loaders, state
+from ui import fmt, loaders, scroll, state
 
-PER_PAGE = 40  # images per gallery page
+PER_PAGE = 20  # images per gallery page: 4 rows beside the matrix
 CHART_KEY = "ev_cm_chart"
+GALLERY = "ev_gallery"  # the gallery's container (scrolled into view by "Open")
+MATRIX_PX = 470
 
 
-def _set_cell(t: int, p: int) -> None:
+def _set_cell(t: int, p: int, show: bool = False) -> None:
     st.session_state["ev_true"], st.session_state["ev_pred"] = t, p
     st.session_state["ev_page"] = 1
+    if show:
+        st.session_state["ev_scroll"] = True
 
 
 def _on_cell_click() -> None:
@@ -54,14 +56,26 @@ st.title("Evaluate")
 
 run_dir = state.require_current_run("No trained model yet: there is nothing to evaluate. Train one first.").path
 name = run_dir.name
+waiting = st.empty()
+waiting.caption(f"Loading the test set and the predictions of **{name}**…")  # at once: a first visit takes a while
+
+# Imported only now, so that the title and the line above show at once: on a cold server these take
+# seconds (scikit-learn's metrics, plotly's figure classes).
+from mnist_core import plots  # noqa: E402
+from mnist_core.inference import ModelError  # noqa: E402
+from ui import classroom_view as cv  # noqa: E402
+from ui import evaluation_view as ev  # noqa: E402
+from ui import export_view  # noqa: E402
 
 class_ds = cv.class_dataset()
 choices = ["mnist"] + (["class"] if len(class_ds.y_test) else [])
-which = st.segmented_control("Evaluate on", choices, default="mnist", key="ev_data",
-                             format_func=lambda c: "MNIST test set" if c == "mnist" else
-                             f"Our handwriting ({len(class_ds.y_test)} held-out class-set drawings)",
-                             help="The class set is the class's own digits, added on the Draw page; its held-out "
-                                  "part is never trained on.") or "mnist"
+which = "mnist"
+if len(choices) > 1:
+    which = st.segmented_control("Evaluate on", choices, default="mnist", key="ev_data",
+                                 format_func=lambda c: "MNIST test set" if c == "mnist" else
+                                 f"Our handwriting ({fmt.count(len(class_ds.y_test), 'held-out class-set drawing')})",
+                                 help="The class set is the class's own digits, added on the Draw page; its "
+                                      "held-out part is never trained on.") or "mnist"
 try:
     ds = loaders.dataset() if which == "mnist" else class_ds
 except DataError as e:
@@ -82,13 +96,16 @@ except ValueError as e:  # e.g. predictions of the wrong shape from an odd model
 
 n_test = len(res.y_true)
 src = ds.source
-st.caption(f"Model **{name}** (switch it in the sidebar) · evaluated on {src.describe()}")
+waiting.caption(f"Model **{name}** (switch it in the sidebar) · evaluated now on {src.describe()}")
 
 # --- headline ---------------------------------------------------------------------------------------
-c1, c2, c3, c4 = st.columns(4)
-c1.metric("Test accuracy", f"{res.accuracy:.2%}")
+c1, c2, c3, c4 = st.columns([1.2, 1, 1, 1.4])
+c1.metric(f"Test accuracy ({fmt.count(n_test, 'image')})", f"{res.accuracy:.2%}",
+          help=f"On the {fmt.count(n_test, 'test image')} of {src.label}, computed now. The sidebar and the Train "
+               "page show what the run measured on its own test set when it was trained.")
 c2.metric("Test loss", f"{res.loss:.4f}", help="Cross-entropy (log loss) of the predicted probabilities")
-c3.metric(f"Mistakes of {n_test:,}", f"{res.n_mistakes:,}", help=f"Test images the model got wrong, out of {n_test:,}")
+c3.metric(f"Mistakes of {n_test:,}", f"{res.n_mistakes:,}",
+          help=f"Test images the model got wrong, out of {fmt.count(n_test, 'test image')}")
 c4.metric("Data source", src.title, help=src.describe())
 
 # --- confusion matrix and the images of a cell ------------------------------------------------------
@@ -96,18 +113,25 @@ if "ev_true" not in st.session_state or "ev_pred" not in st.session_state:
     pairs = res.confused_pairs(1)
     _set_cell(*(pairs[0][:2] if pairs else (0, 0)))
 
-st.subheader("Confusion matrix")
 left, right = st.columns([3, 2], gap="large")
 with left:
-    mode = st.segmented_control("Show", ["counts", "row %"], default="counts", key="ev_norm",
+    m1, m2 = st.columns(2)
+    mode = m1.segmented_control("Confusion matrix: show", ["counts", "row %"], default="counts", key="ev_norm",
                                 help="row %: each row as a share of that true digit (the diagonal is recall)")
+    colour = m2.segmented_control("Colour", ["mistakes only", "all cells"], default="mistakes only",
+                                  key="ev_colour", help="Mistakes only: the right answers on the diagonal are grey, "
+                                                        "and the colours show the mistakes alone (which the "
+                                                        "diagonal's large counts would wash out).")
     t_sel, p_sel = st.session_state["ev_true"], st.session_state["ev_pred"]
-    fig = plots.confusion_matrix_clickable(res.confusion, normalize=mode == "row %", selected=(t_sel, p_sel))
+    fig = plots.confusion_matrix_clickable(res.confusion, normalize=mode == "row %", selected=(t_sel, p_sel),
+                                           errors_only=colour != "all cells", height=MATRIX_PX)
     st.plotly_chart(fig, key=CHART_KEY, on_select=_on_cell_click, selection_mode="points",
                     config={"displayModeBar": False})
     st.caption("Rows: the true digit; columns: what the model predicted. **Click a cell** to see its images.")
 
-with right:
+with right, st.container(key=GALLERY):
+    if st.session_state.pop("ev_scroll", False):
+        scroll.into_view(GALLERY)  # "Open" on a confused pair further down: show what it opened
     s1, s2 = st.columns(2)
     t = s1.selectbox("True digit", range(10), key="ev_true")
     p = s2.selectbox("Predicted digit", range(10), key="ev_pred")
@@ -116,7 +140,7 @@ with right:
     if least_first:
         idx = idx[::-1]
     what = "correctly recognised" if t == p else f"predicted as {p}"
-    st.markdown(f"**{len(idx):,} test images of a {t} {what}**, sorted by the model's confidence "
+    st.markdown(f"**{fmt.count(len(idx), 'test image')} of a {t} {what}**, sorted by the model's confidence "
                 f"in {p}" + (" (least first)" if least_first else ""))
     if len(idx) == 0:
         st.info(f"No test image of a {t} was predicted as {p}.")
@@ -179,8 +203,8 @@ with m_right:
         with st.container(border=True):
             a, b = st.columns([1, 3], vertical_alignment="center")
             a.markdown(f"**{pt} → {pp}**  \n{count} image{'s' if count > 1 else ''}")
-            a.button("Open", key=f"ev_pair_{i}", on_click=_set_cell, args=(pt, pp),
-                     help=f"Show every {pt} predicted as {pp} in the gallery above")
+            a.button("Open", key=f"ev_pair_{i}", on_click=_set_cell, args=(pt, pp, True),
+                     help=f"Show every {pt} predicted as {pp} in the gallery above (the page scrolls there)")
             ex = res.cell(pt, pp)[:5]
             b.image(ev.tiles(ds.x_test[ex], 2), width=56, caption=[f"{res.proba[j, pp]:.0%}" for j in ex])
 
@@ -223,13 +247,12 @@ else:
                       help="test accuracy, and the difference from the current model")
             k3.metric(f"Right only with {other}", f"{int((res_b.correct & ~res.correct).sum()):,}")
             k4.metric(f"Right only with {name}", f"{int((res.correct & ~res_b.correct).sum()):,}")
-            diff = res_b.confusion - res.confusion
-            st.plotly_chart(plots.confusion_matrix(diff, diverging=True,
-                                                   title=f"Confusion matrix of {other} minus {name}"),
+            st.plotly_chart(plots.confusion_diff(res.confusion, res_b.confusion, name, other,
+                                                 title=f"Where {other} does better (blue) or worse (red) than {name}"),
                             key="ev_compare_diff")
-            st.caption(f"Each cell: count with {other} minus count with {name}. On the diagonal blue means "
-                       f"{other} recognises more of that digit; off it, blue means {other} makes more of "
-                       "that mistake and red fewer.")
+            st.caption(f"Blue always means better for {other}: more right answers on the diagonal, fewer of that "
+                       f"mistake off it; red means worse. Each number is the count with {other} minus the count "
+                       f"with {name}; hover a cell for both counts.")
 
 # --- export -------------------------------------------------------------------------------------------
 st.subheader("Take the model out")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from mnist_core.data import DataError
-from ui import loaders, state
+from ui import fmt, loaders, state
 
 PAGES = st.session_state["_pages"]
 
@@ -33,7 +33,9 @@ with col_model:
         name = info.name
         acc = f"{info.test_accuracy:.2%} test accuracy" if info.test_accuracy is not None else "not evaluated"
         st.metric(f"Current model: {name}", acc)
-        st.caption(f"Preset `{info.preset}`, {info.params:,} parameters. Switch it in the sidebar.")
+        measured = (f" Its accuracy is on {fmt.test_set(info.metrics)}, measured when it was trained (Evaluate "
+                    "measures it on the data in use)." if info.test_accuracy is not None else "")
+        st.caption(f"Preset `{info.preset}`, {info.params:,} parameters.{measured} Switch it in the sidebar.")
     else:
         st.warning("No trained model is available yet. Train one first.")
         state.offer_pretrained()

@@ -16,6 +16,14 @@ idle (the app's pipeline has autotuning off for that reason; benchmarks/README.m
 (over 1.5x their side's median) are counted per side, and the mean-based ratio, which includes them, is
 reported next to the median-based one.
 
+What the open page itself costs is measured directly too: the CPU time of the Streamlit server and of
+the browser (every process under Playwright's driver) while the app-side trainings run, as a share of
+one core (`train_page_cpu_share`, with the server's and the browser's parts). Unlike the ratio, that
+figure hardly depends on how busy the rest of the machine is.
+
+Quick mode trains 5 epochs of 3,600 images per run (4 steady epochs of ~1.2 s each, 8 per side): with
+3 epochs the ratio rested on 4 epochs per side and moved by +-0.2 between runs on a loaded machine.
+
     python benchmarks/train_overhead.py [--quick] [--json]
 """
 
@@ -37,7 +45,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import common  # noqa: E402
 import numpy as np  # noqa: E402
 
-QUICK = dict(limit=4000, epochs=3, order="ABBA")
+QUICK = dict(limit=4000, epochs=5, order="ABBA")
 FULL = dict(limit=None, epochs=4, order="ABBA")
 STALL = 1.5  # an epoch over 1.5x its side's median epoch counts as stalled
 
@@ -90,6 +98,31 @@ def _run_plain(cfg: Any, data: Path, runs_dir: Path) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """user + system CPU seconds of each live process (from /proc/PID/stat)."""
+    out = {}
+    for pid in pids:
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[pid] = (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def _page_pids(server: common.Server) -> tuple[list[int], list[int]]:
+    """(the server and its children, the browser: Playwright's driver and everything under it)."""
+    drivers = []
+    for pid in common.children(os.getpid()):
+        try:
+            if b"playwright" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                drivers.append(pid)
+        except OSError:
+            pass
+    browser = [q for d in drivers for q in [d, *common.children(d)]]
+    return [server.proc.pid, *common.children(server.proc.pid)], browser
+
+
 def _run_app(cfg: Any, data: Path, runs_dir: Path, server: common.Server, page: Any, name: str) -> dict[str, Any]:
     from mnist_core import runs, scheduler
 
@@ -106,18 +139,24 @@ def _run_app(cfg: Any, data: Path, runs_dir: Path, server: common.Server, page: 
             else:
                 os.environ[k] = v
     # Reattach the open Train page, as the page does after Start.
+    srv0, web0, t0 = *(_cpu_seconds(p) for p in _page_pids(server)), time.perf_counter()
     page.goto(f"{server.url}/train")
     # Keep the browser connected while training: the page's own polling (st.fragment(run_every=...))
     # goes on by itself as long as the tab is open.
     while runs.read_status(run_dir)["state"] in runs.ACTIVE:
         page.wait_for_timeout(500)
+    srv1, web1 = (_cpu_seconds(p) for p in _page_pids(server))
+    wall = time.perf_counter() - t0
+    # Processes started in the window (a new renderer) count from 0; those gone by its end are lost.
+    page_cpu = {k: sum(v - before.get(pid, 0.0) for pid, v in after.items()) / wall
+                for k, before, after in (("server", srv0, srv1), ("browser", web0, web1))}
     status = runs.read_status(run_dir)
     if status["state"] != "finished":
         raise RuntimeError(f"trainer {status['state']}: {status.get('error')}: {runs.log_tail(run_dir)[-2000:]}")
     hist = runs.read_history(run_dir)
     metrics = runs.read_metrics(run_dir)
     return {"seconds": [float(r["seconds"]) for r in hist], "n_fit": int(metrics["n_train"]),
-            "train_seconds": metrics["train_seconds"]}
+            "train_seconds": metrics["train_seconds"], "page_cpu": page_cpu}
 
 
 def _steady(runs: list[dict[str, Any]]) -> list[float]:
@@ -155,8 +194,10 @@ def run(quick: bool = False, log: Any = print) -> dict[str, Any]:
                 else:
                     r = _run_plain(cfg, data, runs_dir)
                     plain.append(r)
+                cpu = r.get("page_cpu")
                 log(f"  {'app  ' if which == 'A' else 'plain'} epochs: " + ", ".join(f"{s:.2f}s" for s in r["seconds"])
-                    + f"  ({_ips(r)[0]:.0f} img/s after epoch 1)")
+                    + f"  ({_ips(r)[0]:.0f} img/s after epoch 1)"
+                    + (f"  page CPU: server {cpu['server']:.1%}, browser {cpu['browser']:.1%} of a core" if cpu else ""))
     finally:
         server.stop()
     n_fit = app[0]["n_fit"]
@@ -173,6 +214,9 @@ def run(quick: bool = False, log: Any = print) -> dict[str, Any]:
         "train_steady_epochs_per_side": len(app_s),
         "train_images_per_s_app_epoch1": round(float(np.median([_ips(r)[1] for r in app])), 1),
         "train_images_per_s_plain_fit_epoch1": round(float(np.median([_ips(r)[1] for r in plain])), 1),
+        "train_page_cpu_share": round(float(np.mean([sum(r["page_cpu"].values()) for r in app])), 3),
+        "train_page_cpu_share_server": round(float(np.mean([r["page_cpu"]["server"] for r in app])), 3),
+        "train_page_cpu_share_browser": round(float(np.mean([r["page_cpu"]["browser"] for r in app])), 3),
         "train_overhead_model": f"{cfg.arch.preset}, batch {cfg.batch_size}, {n_fit} images, "
                                 f"{cfg.epochs} epochs, order {p['order']}",
     }

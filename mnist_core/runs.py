@@ -133,8 +133,16 @@ def suggest_name(text: str, fallback: str = "run") -> str:
     return _clean(text.replace("/", "-").replace("\\", "-"))[:MAX_NAME].strip(".-_") or fallback
 
 
-def default_run_name(preset: str) -> str:
-    return f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+def default_run_name(preset: str, root: Path | None = None) -> str:
+    """A short, readable name for a new run of `preset`: `classic-3`, with the first number whose folder
+    does not exist in the runs folder yet. The Train form and the CLI both propose it; the atomic claim
+    of the folder (`claim_folder`) is what decides if two ask at once."""
+    root = Path(root) if root else runs_root()
+    base = suggest_name(preset)[: MAX_NAME - 6]
+    n = 1
+    while (root / f"{base}-{n}").exists():
+        n += 1
+    return f"{base}-{n}"
 
 
 def check_new_name(name: str, root: Path | None = None) -> str:

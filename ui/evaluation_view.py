@@ -16,7 +16,7 @@ import streamlit as st
 from mnist_core import evaluation, runs
 from mnist_core.data import Dataset
 
-from . import jobs, loaders
+from . import fmt, jobs, loaders
 
 KIND = "evaluate"
 KEEP = 8  # EvalResults kept in memory (10,000 x 10 float32 each: ~0.4 MB)
@@ -50,7 +50,7 @@ def evaluation_of(run_dir: Path, dataset: Dataset, label: str = "") -> evaluatio
         model = loaders.model(run_dir)  # loaded in the script thread: ModelError reaches the page
         job = jobs.start(KIND, key, lambda j: evaluation.evaluate_run(Path(run_dir), dataset, progress=j.report,
                                                                         model=model), keep=KEEP)
-    text = (f"Computing predictions of {label or Path(run_dir).name} on {len(dataset.y_test):,} test images "
+    text = (f"Computing predictions of {label or Path(run_dir).name} on {fmt.count(len(dataset.y_test), 'test image')} "
             "(once per model)…")
     bar = st.progress(0.0, text=text)
     while not job.wait(0.15):

@@ -163,6 +163,8 @@ def init() -> None:
             ss[NAME] = saved[NAME]
         else:
             _new_name(ss[PRESET])
+    elif ss[NAME] == ss.get(AUTO_NAME) and (runs.runs_root() / ss[NAME]).exists():
+        _new_name(ss[PRESET])  # the proposed name was taken meanwhile (another tab or user): the next free one
 
 
 def save() -> None:

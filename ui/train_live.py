@@ -1,15 +1,22 @@
 """The Train page's live panel: the run this session watches, queued, running or ended.
 
 Everything comes from the run folder (`runs.run_info`, `progress.json`, `batches.csv`), read once per
-poll, so a reload or a second tab shows the same run. While the run is in progress two fragments poll:
-the header and progress bars every 1.5 s, the curves every 4 s (redrawing the Plotly chart is the costly
-part of a poll; benchmarks/README.md, overhead). An ended run is drawn once, outside any fragment, so
-its buttons rerun the whole app ("Use as current model" must redraw the sidebar).
+poll, so a reload or a second tab shows the same run. While the run is in progress one fragment polls
+the run every 3 s (5 s while queued) and draws the header, the progress bars and the curves. Polling
+must stay cheap, since the page shares the machine with the trainer (issue 15; benchmarks/README.md):
+any fragment rerun makes the browser re-render the whole Train page (~50-130 ms of its CPU on the
+2-core machine, however little changed), and redrawing the Plotly curves costs ~200 ms more, while
+re-sending an unchanged figure costs next to nothing (Streamlit ships it as a reference to the copy the
+browser already has). So there is one poll, not one per part, and the curves are rebuilt at most every
+10 s while the run trains (at once when the smoothing is moved), each curve thinned to a few hundred
+points, the x axis spanning the whole run from the start. An ended run is drawn once, outside any
+fragment, so its buttons rerun the whole app ("Use as current model" must redraw the sidebar).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import html
 import time
 from functools import partial
 from typing import Any
@@ -19,18 +26,30 @@ import streamlit as st
 from mnist_core import checkpoints, identity, manage, plots, runs, scheduler
 from mnist_core.config import ConfigError
 
-from . import export_view, fmt, loaders, session, state
+from . import export_view, fmt, loaders, scroll, session, state
 
 ss = st.session_state
 WATCH = "train_watch"  # session_state key: the name of the run this session is watching
 MSG = "tr_msg"  # a one-shot (kind, text) message set by a callback, shown on the next run
+PANEL = "tr_live"  # the panel's container key (the target of the scroll after Start)
+SCROLL = "tr_scroll_to_live"  # set when a run is chosen to watch: the next run brings the panel into view
+SMOOTH = "tr_smooth"  # the smoothing slider's key
+SMOOTH_DEFAULT = 0.6  # TensorBoard's default smoothing
+CHART = "tr_chart_cache"  # (what the figure shows, the figure, when built): re-sent while nothing is new
+POLL_EVERY_S = 3.0  # the panel of a run in progress
+QUEUED_EVERY_S = 5.0  # ... of a run waiting in the queue
+REDRAW_EVERY_S = 10.0  # the curves of a run in progress are rebuilt at most this often
+MAX_POINTS = 250  # points per curve sent to the browser
 STATE_BADGES = {"queued": ":gray[:material/hourglass_top: queued]", "running": ":blue[:material/sync: running]",
                 "finished": ":green[:material/check_circle: finished]",
                 "stopped": ":orange[:material/stop_circle: stopped]", "failed": ":red[:material/error: failed]"}
 
 
-def watch(name: str | None) -> None:
+def watch(name: str | None, scroll_to: bool = True) -> None:
+    """Show run `name` in the panel (None: no run); the next script run scrolls the panel into view."""
     ss[WATCH] = name
+    if name and scroll_to:
+        ss[SCROLL] = True
 
 
 def pick_watch(infos: list[runs.RunInfo]) -> str | None:
@@ -84,22 +103,34 @@ def _read(name: str) -> runs.RunInfo | str:
         return f"Run **{name}** cannot be read: {e}"
 
 
+def progress_bars(bars: list[tuple[float, str]]) -> str:
+    """Progress bars as one piece of plain HTML: (fraction done, label) each. Not `st.progress`, whose
+    animated bars cost the browser ~3 % of a core when redrawn every few seconds (measured with the
+    Train page polling a run, benchmarks/README.md); these are drawn once per poll and stay still."""
+    color = st.get_option("theme.primaryColor") or "#d62728"
+    return "".join(
+        f'<div style="margin:0 0 .75rem 0"><div style="font-size:.875rem;margin-bottom:.25rem">{html.escape(label)}</div>'
+        f'<div style="height:.5rem;border-radius:.25rem;background:rgba(151,166,195,.25)">'
+        f'<div style="width:{min(max(frac, 0.0), 1.0) * 100:.1f}%;height:100%;border-radius:.25rem;'
+        f'background:{color}"></div></div></div>' for frac, label in bars)
+
+
 def _progress(info: runs.RunInfo, progress: dict[str, Any]) -> None:
     epoch_frac, total_frac = fractions(info, progress)
     elapsed, eta = elapsed_eta(info, progress)
-    if progress:
-        st.progress(epoch_frac, text=f"Epoch {progress['epoch']} of {progress['epochs']}: batch {progress['batch']} "
-                                     f"of {progress['batches_per_epoch']}")
-    else:
-        st.progress(0.0, text="Epoch 1: building the model and the input pipeline…")
-    st.progress(total_frac, text=f"Overall: {total_frac:.0%}")
+    epoch = (f"Epoch {progress['epoch']} of {progress['epochs']}: batch {progress['batch']:,} of "
+             f"{progress['batches_per_epoch']:,}") if progress else "Epoch 1: building the model and the input pipeline…"
+    st.markdown(progress_bars([(epoch_frac, epoch), (total_frac, f"Overall: {total_frac:.0%}")]),
+                unsafe_allow_html=True)
     c = st.columns(4)
     c[0].metric("Elapsed", fmt.seconds(elapsed))
     c[1].metric("Time left (estimate)", fmt.seconds(eta) if eta is not None else "…")
     if progress:
-        c[2].metric("Training accuracy (running)", f"{progress['accuracy']:.2%}")
+        c[2].metric("Training accuracy (epoch so far)", f"{progress['accuracy']:.2%}",
+                    help="On the training batches of the current epoch, as Keras reports it.")
     val = [r["val_accuracy"] for r in info.history if r.get("val_accuracy") is not None]
-    c[3].metric("Validation accuracy (last epoch)", f"{val[-1]:.2%}" if val else "after epoch 1")
+    c[3].metric("Validation accuracy (last epoch)", f"{val[-1]:.2%}" if val else "after epoch 1",
+                help="On the validation split, held out of the training images.")
 
 
 def _queued(info: runs.RunInfo) -> None:
@@ -121,20 +152,23 @@ def _result(info: runs.RunInfo) -> None:
     elif info.state == "stopped" and not m:
         st.warning(f"Stopped: {info.error or 'no model was saved'}.")
     elif info.state == "stopped":
-        st.warning(f"Stopped by request after {m.get('epochs_done', info.epochs_done)} epoch(s); "
-                   "the model so far was saved and evaluated.")
+        why = f"Stopped ({info.error})" if info.error else "Stopped by request"  # e.g. ASHA's reason in a sweep
+        st.warning(f"{why} {stopped_where(info, runs.read_progress(info.path))}; the model so far was saved and "
+                   "evaluated.")
     else:
         done = m.get("epochs_done", info.epochs_done)
         early = info.config is not None and info.config.early_stopping and done < info.config.epochs
-        st.success(f"Finished: {done} epoch(s) on {m.get('n_train', 0):,} images"
+        st.success(f"Finished: {fmt.count(done, 'epoch')} on {fmt.count(m.get('n_train', 0), 'image')}"
                    + (" (early stopping: validation loss had stopped improving)." if early else "."))
     if m:
         c = st.columns(5)
-        c[0].metric("Test accuracy", f"{m['test_accuracy']:.2%}")
+        c[0].metric("Test accuracy", f"{m['test_accuracy']:.2%}", help=f"On {fmt.test_set(m)}.")
         c[1].metric("Test loss", f"{m['test_loss']:.4f}")
         c[2].metric("Training time", fmt.seconds(m.get("train_seconds")))
         c[3].metric("Images / s", f"{m.get('images_per_s', 0):,.0f}")
         c[4].metric(f"Mistakes (of {m.get('n_test', 0):,})", f"{m.get('mistakes', 0):,}")
+        st.caption(f"Test figures: measured on {fmt.test_set(m)} when training ended (Evaluate measures the "
+                   "model on the data in use now).")
     if info.usable:
         b = st.columns([1, 1, 3])
         current = state.current_run()
@@ -154,6 +188,19 @@ def _result(info: runs.RunInfo) -> None:
         if tail:
             with st.expander("Trainer output (last lines)"):
                 st.code(tail, language=None)
+
+
+def stopped_where(info: runs.RunInfo, progress: dict[str, Any]) -> str:
+    """Where a stopped run stopped, as the end of "Stopped by request …": "during epoch 2 of 5, at
+    batch 49 of 640" when it was cut short mid-epoch (its last epoch in history.csv is then partial),
+    "after epoch 2 of 5" at an epoch's end. From the trainer's last progress write."""
+    epochs = f" of {info.epochs}" if info.epochs else ""
+    ep, batch, bpe = (int(progress.get(k) or 0) for k in ("epoch", "batch", "batches_per_epoch"))
+    if ep and 0 < batch < bpe:
+        full = f"{fmt.count(ep - 1, 'full epoch')} trained" if ep > 1 else "no full epoch trained"
+        return f"during epoch {ep}{epochs}, at batch {batch:,} of {bpe:,} ({full})"
+    done = ep or info.metrics.get("epochs_done", info.epochs_done)
+    return f"after epoch {done}{epochs}" if done else "before the first epoch ended"
 
 
 def _resume(name: str) -> None:
@@ -229,20 +276,47 @@ def _header(info: runs.RunInfo, progress: dict[str, Any]) -> None:
         _result(info)
 
 
+def chart_history(info: runs.RunInfo, batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The epoch points as drawn: a stopped run's last epoch, cut short by the stop, sits where it
+    stopped (its last batch point), not at the end of an epoch it never finished."""
+    hist = list(info.history)
+    if not info.active and hist and batches and batches[-1]["epoch"] == hist[-1]["epoch"] \
+            and batches[-1]["x"] < hist[-1]["epoch"] - 1e-9:
+        hist[-1] = {**hist[-1], "epoch": batches[-1]["x"]}
+    return hist
+
+
 def _chart(info: runs.RunInfo) -> None:
     batches = runs.read_batches(info.path) if info.state != "queued" else []
-    if info.history or batches:
-        fig = plots.training_curves(info.history, batches)
-        fig.update_layout(margin=dict(t=70), legend=dict(y=1.12))  # keep the legend off the subplot titles
-        st.plotly_chart(fig, key="tr_live_chart")
-    elif info.state == "running":
-        st.caption("The curves appear as the first batches are done.")
+    if not (info.history or batches):
+        if info.state == "running":
+            st.caption("The curves appear as the first batches are done.")
+        return
+    ss.setdefault(SMOOTH, SMOOTH_DEFAULT)
+    smoothing = float(ss[SMOOTH])
+    shows = (info.name, info.state, smoothing, len(info.history), len(batches))
+    cached = ss.get(CHART)
+    now = time.monotonic()
+    if cached is None or cached[0][:3] != shows[:3] or (cached[0] != shows and now - cached[2] >= REDRAW_EVERY_S):
+        fig = plots.training_curves(chart_history(info, batches), batches, smoothing=smoothing, max_points=MAX_POINTS,
+                                    epochs=info.epochs if info.active else None)
+        ss[CHART] = cached = (shows, fig, now)
+    st.plotly_chart(cached[1], key="tr_live_chart")
+    if batches:
+        left, right = st.columns([3, 1], vertical_alignment="center")
+        left.caption("Faint: the loss and accuracy of the batches between two points (the trainer writes one "
+                     "every ~0.5 s); solid: smoothed; circles: each epoch's training mean, and validation.")
+        right.slider("Smoothing", 0.0, 0.99, step=0.01, key=SMOOTH,
+                     help="TensorBoard's smoothing: an exponential moving average of the batch curve (0: none), "
+                          "corrected so that the start is not pulled towards zero.")
 
 
 def render(name: str) -> None:
     """The watched run's panel: polling fragments while it is in progress, a static result after."""
     first = _read(name)
-    with st.container(border=True):
+    with st.container(border=True, key=PANEL):
+        if ss.pop(SCROLL, False):
+            scroll.into_view(PANEL)  # after Start (or Watch) the panel may be above the fold
         if isinstance(first, str):
             st.warning(first)
             st.button("Close", key="tr_close", on_click=watch, args=(None,))
@@ -252,17 +326,14 @@ def render(name: str) -> None:
             _chart(first)
             return
 
-        def poll(part: str) -> None:
+        def poll() -> None:
             info = _read(name)
             if isinstance(info, str) or not info.active:
                 st.rerun()  # ended (or vanished): redraw the page with the static result, once
-            if part == "header":
-                _header(info, runs.read_progress(info.path))
-            else:
-                _chart(info)
+            _header(info, runs.read_progress(info.path))
+            _chart(info)
 
-        st.fragment(partial(poll, "header"), run_every=1.5)()
-        st.fragment(partial(poll, "chart"), run_every=4)()
+        st.fragment(poll, run_every=QUEUED_EVERY_S if first.state == "queued" else POLL_EVERY_S)()
 
 
 def other_active(infos: list[runs.RunInfo], watching: str | None) -> None:

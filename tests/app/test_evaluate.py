@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -21,6 +22,7 @@ from ..conftest import ROOT, take
 
 PRETRAINED = ROOT / "models" / runs.PRETRAINED
 APP = str(ROOT / "app.py")
+PER_PAGE = int(re.search(r"^PER_PAGE = (\d+)", (ROOT / "app_pages" / "evaluate.py").read_text(), re.M)[1])
 
 
 @pytest.fixture(scope="module")
@@ -144,9 +146,9 @@ def test_choosing_a_cell_lists_exactly_its_images(env):
         want = np.flatnonzero((y == t) & (pred == p))
         want = want[np.argsort(-proba[want, p], kind="stable")]
         assert len(want) > 0
-        assert any(f"{len(want):,} test images of a {t}" in m.value for m in at.markdown)
+        assert any(f"{len(want):,} test image{'' if len(want) == 1 else 's'} of a {t}" in m.value for m in at.markdown)
         gallery = at.image[0].captions
-        assert gallery == [f"#{i} · {proba[i, p]:.1%}" for i in want[:40]]
+        assert gallery == [f"#{i} · {proba[i, p]:.1%}" for i in want[:PER_PAGE]]
         table = next(d.value for d in at.dataframe if "p_predicted" in d.value.columns)
         assert list(table["index"]) == list(want)
         assert set(table["true"]) == {t} and set(table["predicted"]) == {p}
@@ -158,10 +160,14 @@ def test_choosing_a_cell_lists_exactly_its_images(env):
     t, p = cells[-1]
     want = np.flatnonzero((y == t) & (pred == p))
     want = want[np.argsort(-proba[want, p], kind="stable")][::-1]
-    assert at.image[0].captions == [f"#{i} · {proba[i, p]:.1%}" for i in want[:40]]
+    assert at.image[0].captions == [f"#{i} · {proba[i, p]:.1%}" for i in want[:PER_PAGE]]
     at.button(key="ev_pair_0").click().run()
     t0, p0 = cells[0]
     assert (at.selectbox(key="ev_true").value, at.selectbox(key="ev_pred").value) == (t0, p0)
+    # ... and brings the gallery, far above the button, into view: once, not on every rerun.
+    assert any("st-key-ev_gallery" in h.proto.body and "scrollIntoView" in h.proto.body for h in at.get("html"))
+    at.run()
+    assert not any("st-key-ev_gallery" in h.proto.body for h in at.get("html"))
 
 
 def test_percent_toggle_normalises_rows(env):
@@ -188,9 +194,12 @@ def test_pretrained_model(env):
     assert not at.exception and not at.error
     yb, pb = stored_predictions(env["runs"] / "tiny")
     assert metric(at, "tiny") == f"{accuracy_score(yb, pb.argmax(1)):.2%}"
-    diff = array(chart_traces(at, "ev_compare_diff")[0]["z"])
-    np.testing.assert_array_equal(diff, confusion_matrix(yb, pb.argmax(1), labels=range(10))
-                                  - confusion_matrix(y, proba.argmax(1), labels=range(10)))
+    # Colour (z): better for the second run everywhere (the diagonal's gain, the mistakes' drop); the
+    # numbers written in: the change in each count.
+    heat = chart_traces(at, "ev_compare_diff")[0]
+    diff = confusion_matrix(yb, pb.argmax(1), labels=range(10)) - confusion_matrix(y, proba.argmax(1), labels=range(10))
+    np.testing.assert_array_equal(array(heat["z"]), np.where(np.eye(10, dtype=bool), diff, -diff))
+    assert heat["text"] == [[f"{v:+d}" if v else "0" for v in row] for row in diff]
 
 
 def test_corrupt_model_gets_a_clear_message_and_nothing_written(env):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,9 @@ from mnist_core.evaluation import load_cached_evaluation
 
 from ..conftest import take
 from .conftest import no_exception, open_page, screenshot, wait_idle
+
+PAGE = Path(__file__).resolve().parents[2] / "app_pages" / "evaluate.py"
+PER_PAGE = int(re.search(r"^PER_PAGE = (\d+)", PAGE.read_text(), re.M)[1])  # the gallery's page size
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +62,7 @@ def test_matrix_click_opens_gallery(page, app_server, evaluated_run, e2e_runs_ro
     wait_idle(page)
     no_exception(page)
     captions = [c for c in main.locator("[data-testid='stImageCaption']").all_inner_texts() if c.startswith("#")]
-    want = res.cell(t, p)[:40]
+    want = res.cell(t, p)[:PER_PAGE]
     assert [c.split(" ")[0] for c in captions] == [f"#{i}" for i in want]
     # The click also set the true/predicted selectors.
     assert page.locator(".st-key-ev_true input").input_value() == str(t)

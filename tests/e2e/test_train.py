@@ -18,6 +18,13 @@ POINTS_JS = """() => {
   if (!el || !el.data) return 0;
   return el.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0);
 }"""
+# The live panel's top is in the upper half of the window, clear of Streamlit's header bar.
+PANEL_IN_VIEW_JS = """() => {
+  const el = document.querySelector(".st-key-tr_live");
+  if (!el) return false;
+  const top = el.getBoundingClientRect().top;
+  return top >= 40 && top < innerHeight / 2;
+}"""
 
 
 def panel_heading(page) -> str:
@@ -62,11 +69,14 @@ def test_train_live_reload_finish_and_use(page, app_server, e2e_runs_root):
     name_box.fill(RUN)
     name_box.press("Enter")
     wait_idle(page)
+    page.mouse.wheel(0, 5000)  # down at the form's end, as a user pressing Start is
     main.get_by_role("button", name=re.compile("Start training")).click()
     wait_until(page, lambda: RUN in panel_heading(page), 30, "the run's panel")
+    # The panel appears above the form, out of sight: Start scrolls it into view.
+    wait_until(page, lambda: page.evaluate(PANEL_IN_VIEW_JS), 15, "the live panel to scroll into view")
     no_exception(page)
 
-    # The live chart appears and gains points while the run trains (1.5 s fragment refresh).
+    # The live chart appears and gains points while the run trains (the curves' poll: every few seconds).
     first = wait_until(page, lambda: page.evaluate(POINTS_JS), 90, "the first chart points")
     wait_until(page, lambda: page.evaluate(POINTS_JS) > first, 60, "the chart to gain points")
     status = runs.read_status(e2e_runs_root / RUN)
