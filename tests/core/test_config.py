@@ -169,3 +169,12 @@ def test_bad_json():
     with pytest.raises(ConfigError) as e:
         TrainConfig.from_json(json.dumps({"epochs": 0}))
     assert e.value.field == "epochs"
+
+
+def test_a_network_over_the_parameter_cap_is_refused_with_the_figure():
+    """The form allows each value, but not their product: 4 blocks of 512 7x7 filters is 40 million
+    parameters, past what the app trains and loads (limits.MAX_PARAMS)."""
+    with pytest.raises(ConfigError) as e:
+        ArchConfig(preset="custom", conv_blocks=4, filters=(512,) * 4, kernel_size=7, dense_units=4096)
+    assert e.value.field == "arch" and "40.7 million parameters" in e.value.reason and "10.0 million" in e.value.reason
+    ArchConfig(preset="custom", conv_blocks=4, filters=(32, 64, 128, 256), kernel_size=3, dense_units=512)

@@ -358,3 +358,14 @@ def test_slot_freed_when_the_holder_is_killed(runs_root, monkeypatch):
     finally:
         p.kill()
         p.wait()
+
+
+def test_a_trainer_killed_after_saving_its_model_leaves_a_usable_run(runs_root, small_model):
+    """Killed between model.keras and metrics.json: shown failed, but its model can still be used."""
+    d = runs.create_run(CFG, "saved-then-killed", root=runs_root)
+    runs.save_model_atomic(small_model, d)
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    runs.set_status(d, "running", pid=p.pid)  # the trainer is gone
+    [info] = runs.list_runs(runs_root)
+    assert info.state == "failed" and info.has_model and info.usable and not info.metrics
