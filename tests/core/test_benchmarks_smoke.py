@@ -92,6 +92,8 @@ def test_run_writes_flat_results(tmp_path, monkeypatch):
         "time_to_accuracy": tta.summarise([(1, 10.0, 0.98)], [(1, 3.0, 0.99)]) | {"tta_fast_curve": [[3.0, 0.99]]},
         "predict_latency": {"predict_p50_ms": 2.0, "predict_p95_ms": 4.0, "model_predict_p50_ms": 60.0},
         "classroom_load": {"classroom_p95_ms": 50.0, "classroom_errors": 0},
+        "draw_latency": {"draw_stroke_to_prediction_p50_ms": 70.0, "draw_stroke_to_prediction_p95_ms": 130.0,
+                         "draw_stroke_to_settled_p50_ms": 120.0, "draw_10_sessions_stroke_to_prediction_p95_ms": 400.0},
     }
     # Parts without a fake (added since) report nothing; the required keys come from the fakes.
     monkeypatch.setattr(bench_run, "run_part", lambda name, quick: (fake.get(name, {}), None, 0.1))

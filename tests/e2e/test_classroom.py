@@ -1,5 +1,5 @@
-"""A classroom in real Chromium: 10 browser sessions use the app at once (drawing different digits,
-browsing the dataset, opening Evaluate) while one training runs and three more wait in the queue.
+"""A classroom in real Chromium: 10 signed-in browser sessions use a class server at once (drawing different
+digits, browsing the dataset, opening Evaluate) while one training runs and three more wait in the queue.
 
 Checked: no session shows an exception, each drawing session sees its own digit and a fresh session
 sees an empty canvas (no session sees another's drawing), and every queued training eventually runs to
@@ -15,11 +15,12 @@ import time
 
 import pytest
 
-from mnist_core import runs, scheduler
+from mnist_core import manage, runs
 from mnist_core.config import preset_config
+from mnist_core.identity import Actor
 
 from ..conftest import take, write_idx_folder
-from .conftest import ROOT, no_exception, wait_idle
+from .conftest import ROOT, no_exception, streamlit_server, wait_idle
 from .test_draw import CANVAS, canvas_origin, stroke
 
 pytestmark = pytest.mark.slow
@@ -31,7 +32,27 @@ def _digit(page) -> int:
     return int(page.locator("[data-digit]").get_attribute("data-digit"))
 
 
-def test_ten_sessions_while_four_trainings_share_one_slot(browser, app_server, e2e_runs_root, mnist, tmp_path,
+@pytest.fixture(scope="module")
+def class_server(e2e_runs_root, data_dir):
+    """A class server (identities on) on the same runs folder as the other browser tests' server: two app
+    processes sharing one runs folder, as two replicas would."""
+    env = {"MNIST_RUNS_DIR": str(e2e_runs_root), "MNIST_DATA_DIR": str(data_dir), "MNIST_CLASSROOM": "1",
+           "MNIST_MAX_TRAININGS": "1"}
+    with streamlit_server("app.py", env, e2e_runs_root / "class-server.log") as url:
+        yield url
+
+
+def _signed_in(pg, url: str, name: str, path: str) -> None:
+    pg.goto(url)
+    wait_idle(pg, 120_000)
+    pg.get_by_label("Your name").fill(name)
+    pg.get_by_role("button", name="Sign in").click()
+    pg.get_by_text(f"Signed in as {name}").wait_for(timeout=120_000)
+    query = pg.url.split("?", 1)[1]
+    pg.goto(f"{url}/{path}?{query}")  # the address carries the sign-in
+
+
+def test_ten_sessions_while_four_trainings_share_one_slot(browser, class_server, e2e_runs_root, mnist, tmp_path,
                                                          monkeypatch):
     if not (ROOT / "models" / "pretrained" / "model.keras").exists():
         pytest.skip("models/pretrained/model.keras is not there yet: nothing to draw or evaluate with")
@@ -40,8 +61,10 @@ def test_ten_sessions_while_four_trainings_share_one_slot(browser, app_server, e
     # Four trainings queued the way the Train page queues them (records first in, first out, one slot).
     monkeypatch.setenv("MNIST_MAX_TRAININGS", "1")
     names = [f"class-{i}" for i in range(4)]
-    for n in names:
-        scheduler.submit(preset_config("classic", epochs=1), n, root=e2e_runs_root, data_dir=str(d))
+    for i, n in enumerate(names):
+        manage.submit(Actor(f"student {i}"), preset_config("classic", epochs=1), n, root=e2e_runs_root,
+                      data_dir=str(d))
+    assert [runs.read_status(e2e_runs_root / n)["owner"] for n in names] == [f"student {i}" for i in range(4)]
 
     # Watch the queue for the whole browser phase: at some moment one training must run while others wait.
     seen: set[tuple[str, ...]] = set()
@@ -64,12 +87,12 @@ def test_ten_sessions_while_four_trainings_share_one_slot(browser, app_server, e
     pages = []
     try:
         plan = ["draw"] * 4 + ["dataset"] * 3 + ["evaluate"] * 2 + ["train"]
-        for ctx, path in zip(contexts, plan, strict=True):
+        for i, (ctx, path) in enumerate(zip(contexts, plan, strict=True)):
             pg = ctx.new_page()
             pg.set_default_timeout(90_000)
             pg.errors = []
             pg.on("pageerror", lambda e, pg=pg: pg.errors.append(str(e)))
-            pg.goto(f"{app_server}/{path}")
+            _signed_in(pg, class_server, f"pupil {i}", path)
             pages.append(pg)
         for pg in pages:
             wait_idle(pg, 120_000)

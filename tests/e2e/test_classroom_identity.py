@@ -16,7 +16,7 @@ from mnist_core.config import preset_config
 from mnist_core.identity import Actor
 
 from ..conftest import take
-from .conftest import no_exception, streamlit_server, wait_idle
+from .conftest import no_exception, screenshot, streamlit_server, wait_idle
 
 CODE, TEACHER = "lesson-42", "chalkboard"
 
@@ -99,6 +99,12 @@ def test_two_students_ownership_teacher_reload_and_a_tampered_link(browser, clas
         ada.goto(re.sub(r"/[^/?]*(\?|$)", r"/train\1", ada.url, count=1))
         wait_idle(ada)
         assert ada.get_by_role("combobox", name="Delete a run").input_value() == "ada-run"
+        # The Leaderboard ranks Ada's run.
+        ada.goto(re.sub(r"/[^/?]*(\?|$)", r"/leaderboard\1", ada.url, count=1))
+        wait_idle(ada)
+        no_exception(ada)
+        ada.locator("[data-testid='stDataFrame']").wait_for()
+        screenshot(ada, "leaderboard")
         # Bob becomes the teacher: the Teacher page offers Ada's run for deletion.
         bob.get_by_role("button", name="Teacher").click()
         bob.get_by_label("Teacher password").fill(TEACHER)
@@ -109,6 +115,7 @@ def test_two_students_ownership_teacher_reload_and_a_tampered_link(browser, clas
         wait_idle(bob)
         no_exception(bob)
         assert bob.get_by_text("Runs by person").is_visible()
+        screenshot(bob, "teacher")
         token = re.search(r"[?&]id=([^&]+)", ada.url).group(1)  # (before Ada's run goes)
         bob.get_by_role("combobox", name="Delete a run").click()
         bob.get_by_role("option", name="ada-run").click()
