@@ -34,6 +34,7 @@ NEW_MODULES = 100  # freeze again after an import this large (scikit-learn ~300 
 DELAY_S = 1.0
 _lock = threading.Lock()
 _state = {"modules": 0, "pending": False}
+_replaced: dict[str, Any] = {}  # Streamlit's own hook, once replaced (for the test)
 
 
 def _freeze() -> None:
@@ -60,7 +61,9 @@ def keep_keras_session() -> bool:
         return False
     if not callable(getattr(script_runner, "_clean_problem_modules", None)):
         return False
-    script_runner._clean_problem_modules = _close_matplotlib_figures
+    if script_runner._clean_problem_modules is not _close_matplotlib_figures:
+        _replaced["hook"] = script_runner._clean_problem_modules
+        script_runner._clean_problem_modules = _close_matplotlib_figures
     return True
 
 

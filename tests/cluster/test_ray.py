@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -120,7 +121,8 @@ def test_a_train_page_training_runs_on_ray_and_is_watched_live(on_ray, data, mon
     def watch(a: AppTest) -> bool:  # what the live panel shows along the way
         h = heading(a)
         seen.update(s for s in ("queued", "running", "finished") if s in h)
-        if "running" in h and any("Epoch" in (p.proto.text or "") for p in a.get("progress")):
+        # the progress bars (plain HTML in a markdown element, train_live.progress_bars)
+        if "running" in h and any(re.search(r"Epoch \d+ of 3: batch", m.value) for m in a.markdown):
             seen.add("progress")
         if "running" in h and a.get("plotly_chart"):
             seen.add("curves")

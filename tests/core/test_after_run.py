@@ -43,7 +43,10 @@ def test_streamlit_no_longer_resets_keras(monkeypatch):
     Keras session (which would drop TensorFlow's compiled kernels), so a model's graph survives a run."""
     from streamlit.runtime.scriptrunner import script_runner
 
-    monkeypatch.setattr(script_runner, "_clean_problem_modules", script_runner._clean_problem_modules)
+    # Streamlit's own hook (an earlier AppTest run in this process may have replaced it already).
+    own = after_run._replaced.get("hook", script_runner._clean_problem_modules)
+    monkeypatch.setattr(script_runner, "_clean_problem_modules", own)
+    monkeypatch.setattr(after_run, "_replaced", {})
     import keras
 
     calls = []
