@@ -104,6 +104,19 @@ def test_form_defaults_presets_and_param_count(env):
     assert not at.exception
 
 
+def test_classroom_demo_sets_a_short_run_that_still_has_a_curve(env):
+    """The demo button keeps the preset and sets a subset and several epochs (an epoch point per
+    epoch: one epoch gave one dot per curve)."""
+    from ui.train_form import DEMO
+
+    at = open_train()
+    at.button(key="tr_demo").click().run()
+    assert at.checkbox(key="tr_use_limit").value
+    assert at.number_input(key="tr_limit").value == DEMO["limit"] <= 5000
+    assert at.number_input(key="tr_epochs").value == DEMO["epochs"] >= 3
+    assert at.selectbox(key="tr_preset").value == "classic" and not at.exception
+
+
 def layer_table(at: AppTest):
     return next(d.value for d in at.dataframe if "kind" in d.value.columns)
 

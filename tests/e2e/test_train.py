@@ -8,6 +8,7 @@ import shutil
 import time
 
 from mnist_core import runs
+from ui.train_form import DEMO
 
 from .conftest import no_exception, open_page, screenshot, wait_idle
 
@@ -59,10 +60,12 @@ def test_train_live_reload_finish_and_use(page, app_server, e2e_runs_root):
     main.get_by_text("93,322").wait_for()  # the classic network's size, before any training
     no_exception(page)
 
-    # The classroom-demo button sets a 2,000-image subset and 1 epoch. Ask for 5 epochs of single-image
-    # batches: long enough (~20 s on two idle cores) to watch the curves grow and to reload mid-run.
+    # The classroom-demo button sets a subset and a few epochs. Ask for 2,000 images and 5 epochs of
+    # single-image batches: long enough (~20 s on two idle cores) to watch the curves grow and to reload.
     main.get_by_role("button", name=re.compile("Classroom demo")).click()
     wait_idle(page)
+    assert page.get_by_label("Subset size (images)", exact=True).input_value() == str(DEMO["limit"])
+    set_number(page, "Subset size (images)", 2000)
     set_number(page, "Epochs", EPOCHS)
     set_number(page, "Batch size", 1)
     name_box = page.get_by_label("Run name", exact=True)
