@@ -10,12 +10,14 @@ folder, so the server's pages see them."""
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
+from collections import Counter
 
 import pytest
 
-from mnist_core import manage, runs
+from mnist_core import classset, manage, runs
 from mnist_core.config import preset_config
 from mnist_core.identity import Actor
 
@@ -115,6 +117,23 @@ def test_ten_sessions_while_four_trainings_share_one_slot(browser, class_server,
         assert draw[2].locator("[data-digit]").count() == 0
         assert draw[2].get_by_text("Draw a digit in the black box").is_visible()
         assert _digit(draw[0]) == 1 and _digit(draw[1]) == 0
+
+        # Both press "Add to the class set" at once: each drawing is stored once, with its label and its
+        # contributor (the signed-in name), none lost or mixed up.
+        def entries() -> Counter:
+            cs = classset.load(e2e_runs_root)
+            return Counter(zip(cs.labels.tolist(), cs.contributors, strict=True))
+
+        before = entries()
+        for pg in draw[:2]:
+            pg.get_by_role("button", name=re.compile("Add to the class set as digit")).click(no_wait_after=True)
+        deadline = time.time() + 60
+        while (entries() - before).total() < 2:
+            assert time.time() < deadline, "the two drawings did not reach the class set"
+            time.sleep(0.2)
+        wait_idle(draw[0])
+        wait_idle(draw[1])
+        assert entries() - before == Counter({(1, "pupil 0"): 1, (0, "pupil 1"): 1}), entries() - before
 
         for pg in pages:
             wait_idle(pg, 120_000)
