@@ -60,7 +60,8 @@ def _show(key: str, v: object) -> str:
 def differing_settings(infos: list[runs.RunInfo]) -> pd.DataFrame:
     """Only the settings (`SETTINGS`) that are not the same in all the runs: one row per setting, one
     column per run (so that many settings stay readable beside the chart)."""
-    rows = [{**runs.summary_row(r), "trained_on": trained_on(r)} for r in infos]
+    # The source alone: its counts are the subset row's, and the warning above names them in full.
+    rows = [{**runs.summary_row(r), "trained_on": trained_on(r, counts=False)} for r in infos]
     keep = [(k, t) for k, t in SETTINGS if len({_show(k, row.get(k)) for row in rows}) > 1]
     return pd.DataFrame([{"setting": t, **{row["name"]: _show(k, row.get(k)) for row in rows}} for k, t in keep],
                         columns=["setting", *(row["name"] for row in rows)])
