@@ -70,12 +70,23 @@ def _range_text(name: str) -> str:
     return f"from {lo:g} to {hi:g}"
 
 
-def _refuse_unknown(cls: type, d: dict[str, Any], prefix: str, reason: str) -> None:
-    """A config.json key that is not a field of `cls` is a mistake (a typo would silently do nothing)."""
+def refuse_unknown(cls: type, d: dict[str, Any], prefix: str, reason: str) -> None:
+    """A key that is not a field of the dataclass `cls` is a mistake (a typo would silently do nothing)."""
     _check(isinstance(d, dict), prefix.rstrip(".") or "config", "must be an object")
     unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
     if unknown:
         raise ConfigError(f"{prefix}{sorted(unknown)[0]}", reason)
+
+
+def json_object(text: str, what: str) -> dict[str, Any]:
+    """The JSON object in `text` (the file `what`), or a ConfigError saying what is wrong with it."""
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(what, f"is not valid JSON ({e.msg} at line {e.lineno})") from e
+    if not isinstance(d, dict):
+        raise ConfigError(what, "must hold a JSON object")
+    return d
 
 
 _SPEC_FIELDS = {f.name for f in dataclasses.fields(Spec)}
@@ -189,7 +200,7 @@ class ArchConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ArchConfig:
-        _refuse_unknown(cls, d, "arch.", "is not an architecture setting")
+        refuse_unknown(cls, d, "arch.", "is not an architecture setting")
         d = dict(d)
         layers = d.pop("layers", None) or ()
         _check(isinstance(layers, (list, tuple)), "arch.layers", "must be a list")
@@ -277,7 +288,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        _refuse_unknown(cls, d, "", "is not a training setting")
+        refuse_unknown(cls, d, "", "is not a training setting")
         d = dict(d)
         arch = d.pop("arch", {})
         _check(isinstance(arch, (dict, ArchConfig)), "arch", "must be an object")
@@ -288,13 +299,7 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError("config.json", f"is not valid JSON ({e.msg} at line {e.lineno})") from e
-        if not isinstance(d, dict):
-            raise ConfigError("config.json", "must hold a JSON object")
-        return cls.from_dict(d)
+        return cls.from_dict(json_object(text, "config.json"))
 
 
 def preset_config(preset: str, **overrides: Any) -> TrainConfig:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, TrainConfig, _check, _is_int, _is_num
+from .config import ConfigError, TrainConfig, _check, _is_int, _is_num, json_object, refuse_unknown
 from .presets import CUSTOM
 
 METHODS = ("random", "grid")
@@ -270,10 +270,7 @@ class SweepConfig:
     @classmethod
     def from_dict(cls, d: Any) -> SweepConfig:
         _check(isinstance(d, dict), "sweep.json", "must hold a JSON object")
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(sorted(unknown)[0], f"is not a sweep setting (settings: {', '.join(known)})")
+        refuse_unknown(cls, d, "", f"is not a sweep setting (settings: {', '.join(cls.__dataclass_fields__)})")
         d = dict(d)
         base = d.pop("base", {})
         _check(isinstance(base, dict), "base", "must be an object of training settings")
@@ -284,11 +281,7 @@ class SweepConfig:
         space = d.pop("space", {})
         _check(isinstance(space, dict), "space", "must be an object: setting -> value, choices or range")
         asha = d.pop("asha", {})
-        _check(isinstance(asha, dict), "asha", "must be an object")
-        asha_known = set(AshaConfig.__dataclass_fields__)
-        bad = set(asha) - asha_known
-        if bad:
-            raise ConfigError(f"asha.{sorted(bad)[0]}", f"is not an ASHA setting ({', '.join(asha_known)})")
+        refuse_unknown(AshaConfig, asha, "asha.", f"is not an ASHA setting ({', '.join(AshaConfig.__dataclass_fields__)})")
         dims = tuple(Dimension.from_json(name, spec) for name, spec in space.items())
         return cls(base=base_cfg, space=dims, asha=AshaConfig(**asha), **d)
 
@@ -297,11 +290,7 @@ class SweepConfig:
 
     @classmethod
     def from_json(cls, text: str) -> SweepConfig:
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError("sweep.json", f"is not valid JSON ({e.msg} at line {e.lineno})") from e
-        return cls.from_dict(d)
+        return cls.from_dict(json_object(text, "sweep.json"))
 
 
 def _show(v: Any) -> str:
