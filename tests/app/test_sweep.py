@@ -18,11 +18,11 @@ from streamlit.testing.v1 import AppTest
 
 from mnist_core import runs, sweeps
 from mnist_core.sweep import SPACE, asha_should_stop
+from tests.app.apptest import heading, open_page
 from tests.conftest import take, write_idx_folder
 from tests.core.test_scheduler import hold_slot, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = str(ROOT / "app.py")
 # Two good learning rates first, then two hopeless ones: ASHA has clear cases to stop.
 SWEEP = {"base": {"epochs": 3, "batch_size": 32}, "space": {"learning_rate": {"choices": [3e-3, 1e-3, 1e-6, 3e-6]}},
          "method": "grid", "early_stopping": "asha",
@@ -111,14 +111,7 @@ def page_env(monkeypatch):
 
 
 def open_sweep_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page("app_pages/sweep.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
-def heading(at: AppTest) -> str:
-    return next((m.value for m in at.markdown if m.value.startswith("####")), "")
+    return open_page("app_pages/sweep.py")
 
 
 def test_the_sweep_page_shows_the_sweep_and_its_best_run(cli_sweep, page_env):

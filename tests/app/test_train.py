@@ -17,9 +17,9 @@ from streamlit.testing.v1 import AppTest
 
 from mnist_core import architectures, checkpoints, runs, scheduler
 from mnist_core.config import PRESET_NAMES, ArchConfig, preset_config
+from tests.app.apptest import heading, open_page
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = str(ROOT / "app.py")
 
 
 @pytest.fixture
@@ -37,14 +37,7 @@ def env(runs_root, data_dir, monkeypatch):
 
 
 def open_train() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=30).run()
-    at.switch_page("app_pages/train.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
-def heading(at: AppTest) -> str:
-    return next((m.value for m in at.markdown if m.value.startswith("####")), "")
+    return open_page("app_pages/train.py", timeout=30)
 
 
 def wait_for(at: AppTest, pred, limit_s: float, what: str) -> None:

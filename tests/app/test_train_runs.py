@@ -15,8 +15,8 @@ from streamlit.testing.v1 import AppTest
 
 from mnist_core import runs
 from mnist_core.config import preset_config
+from tests.app.apptest import APP, open_page
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
 LOCAL = {"data_source": "data_dir", "data": "MNIST from a data directory: 22,699 training and 10,000 test images (x)",
          "n_train": 20430, "n_val": 2269, "n_test": 10000}
 BUNDLED = {"data_source": "bundled", "data": "the bundled MNIST sample: 10,000 training and 2,000 test images (y)",
@@ -55,10 +55,7 @@ def root(runs_root, data_dir, monkeypatch):
 
 
 def open_train() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page("app_pages/train.py").run()
-    assert not at.exception, at.exception
-    return at
+    return open_page("app_pages/train.py")
 
 
 def differing(at: AppTest):

@@ -19,12 +19,12 @@ from streamlit.testing.v1 import AppTest
 from mnist_core import ray_engine, runs, scheduler, sweeps
 from mnist_core.config import preset_config
 from mnist_core.sweep import SweepConfig, asha_rungs
+from tests.app.apptest import APP, heading
 from tests.app.test_sweep import SWEEP, complete
 from tests.conftest import take, write_idx_folder
 from tests.core.test_scheduler import hold_slot, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = str(ROOT / "app.py")
 LIMIT_S = 900  # a sweep of four tiny trainings on 2 CPUs, with room for a loaded machine
 
 
@@ -99,10 +99,6 @@ def test_a_trial_of_a_ray_sweep_resumes_as_an_ordinary_queued_run(ray_sweep, mon
         scheduler.cancel(cut.path)
         hold.close()
     assert runs.read_status(cut.path)["state"] == "stopped"
-
-
-def heading(at: AppTest) -> str:
-    return next((m.value for m in at.markdown if m.value.startswith("####")), "")
 
 
 def test_a_train_page_training_runs_on_ray_and_is_watched_live(on_ray, data, monkeypatch):
