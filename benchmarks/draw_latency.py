@@ -152,8 +152,11 @@ async def _idle(page: Any) -> None:
     await page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=TIMEOUT_MS)
 
 
-async def _open_draw(ctx: Any, url: str) -> Any:
+async def _open_draw(ctx: Any, url: str, frames: list[bytes] | None = None) -> Any:
+    """A Draw page in `ctx`, drawn and idle; with `frames`, its websocket's sent frames are recorded there."""
     page = await ctx.new_page()
+    if frames is not None:
+        _recorder(page, frames)
     page.set_default_timeout(TIMEOUT_MS)
     page.errors = []
     page.on("pageerror", lambda e: page.errors.append(str(e)))
@@ -402,15 +405,7 @@ async def _run(quick: bool, log: Any, phases: tuple[str, ...] = PHASES) -> dict[
                 # 1. one session; its websocket is recorded for phase 3
                 ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
                 frames: list[bytes] = []
-                page = await ctx.new_page()
-                _recorder(page, frames)
-                page.set_default_timeout(TIMEOUT_MS)
-                page.errors = []
-                page.on("pageerror", lambda e: page.errors.append(str(e)))
-                await page.add_init_script(PROBE_JS)
-                await page.goto(f"{server.url}/draw")
-                await page.locator(CANVAS).wait_for()
-                await _idle(page)
+                page = await _open_draw(ctx, server.url, frames)
                 await _draw_digits(page, 2)  # warm-up: first traces, first figures (not counted)
                 await _clear(page)
                 t = time.perf_counter()
