@@ -103,10 +103,6 @@ def sweeps_dir(root: Path | None = None) -> Path:
     return (Path(root) if root else runs.runs_root()) / SWEEPS_DIR
 
 
-def sweep_folder(name: str, root: Path | None = None) -> SweepFolder:
-    return SweepFolder(sweeps_dir(root) / runs.safe_run_name(name))
-
-
 def sweep_of(run_dir: Path | RunFolder, status: dict[str, Any]) -> SweepFolder | None:
     """The sweep a run belongs to (from its status), or None for a plain run."""
     name = status.get("sweep")
@@ -462,13 +458,3 @@ def list_sweeps(root: Path | None = None) -> list[SweepInfo]:
     return out
 
 
-def delete_sweep(folder: SweepFolder, with_trials: bool = False) -> None:
-    """Remove an ended sweep's folder (and, if asked, its trials' run folders)."""
-    info = read_sweep(folder)
-    if info.active:
-        raise RunError(f"sweep {folder.name} is still {info.state}; stop it first")
-    if with_trials:
-        for t in info.trials:
-            if t.path.is_dir():
-                runs.delete_run(t.path)
-    shutil.rmtree(folder.path)

@@ -13,7 +13,7 @@ import streamlit as st
 from mnist_core import classset, evaluation, runs
 from mnist_core.data import Dataset
 
-from . import jobs, loaders
+from . import jobs
 
 SCORES = "class-scores"
 
@@ -57,11 +57,6 @@ def score_job(infos: list[runs.RunInfo], ds: Dataset) -> jobs.Job | None:
         return scores
 
     return jobs.start(SCORES, key, work, keep=2)
-
-
-def dataset_for(which: str) -> Dataset:
-    """MNIST (the app's data source) or the class set, by name: "mnist" | "class"."""
-    return loaders.dataset() if which == "mnist" else class_dataset()
 
 
 def _png(picture: np.ndarray | None) -> bytes | None:

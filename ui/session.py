@@ -42,10 +42,6 @@ def actor() -> Actor:
     return ss.get(ACTOR) or identity.LOCAL
 
 
-def is_teacher() -> bool:
-    return actor().teacher
-
-
 # --- the access code ---------------------------------------------------------------------------------
 def _on_access() -> None:
     try:
