@@ -233,7 +233,7 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _check_fields(doc: Any, where: str, numbers: tuple[str, ...] = (), strings: tuple[str, ...] = (),
+def check_fields(doc: Any, where: str, numbers: tuple[str, ...] = (), strings: tuple[str, ...] = (),
                   ints: tuple[str, ...] = ()) -> dict[str, Any]:
     """`doc` must be a JSON object whose listed fields, when present and not null, have their type."""
     if not isinstance(doc, dict):
@@ -258,7 +258,7 @@ METRIC_NUMBERS = ("test_accuracy", "test_loss", "train_seconds", "eval_seconds",
 
 
 def _status_doc(run: RunFolder) -> dict[str, Any]:
-    doc = _check_fields(read_json(run.status), f"status.json of {run.name}", _STATUS_NUMBERS,
+    doc = check_fields(read_json(run.status), f"status.json of {run.name}", _STATUS_NUMBERS,
                         _STATUS_STRINGS, _STATUS_INTS)
     if doc.get("state") not in STATES:
         raise RunError(f"status.json of {run.name}: unknown state {doc.get('state')!r}")
@@ -270,7 +270,7 @@ def read_metrics(run_dir: Path | RunFolder) -> dict[str, Any]:
     run = folder(run_dir)
     if not run.metrics.exists():
         return {}
-    return _check_fields(read_json(run.metrics), f"metrics.json of {run.name}", METRIC_NUMBERS,
+    return check_fields(read_json(run.metrics), f"metrics.json of {run.name}", METRIC_NUMBERS,
                          ("data_source", "data"))
 
 
@@ -488,7 +488,7 @@ def read_progress(run_dir: Path | RunFolder) -> dict[str, Any]:
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return {}  # not written yet, or being replaced right now: the next poll will see it
     try:
-        return _check_fields(doc, f"progress.json of {run.name}",
+        return check_fields(doc, f"progress.json of {run.name}",
                              ("loss", "accuracy", "elapsed_s", "updated"), ints=("epoch", "epochs", "batch",
                                                                                 "batches_per_epoch"))
     except RunError:
@@ -625,7 +625,7 @@ def run_info(run_dir: Path | RunFolder) -> RunInfo:
 
 def _imported_info(run: RunFolder) -> RunInfo:
     """An imported model has no training config (see model_import.py): describe it from imported.json."""
-    meta = _check_fields(read_json(run.imported), f"{run.imported.name} of {run.name}", ("params",))
+    meta = check_fields(read_json(run.imported), f"{run.imported.name} of {run.name}", ("params",))
     status = read_status(run)
     metrics = read_metrics(run)
     has_model = run.model.exists()

@@ -110,22 +110,14 @@ def sweep_of(run_dir: Path | RunFolder, status: dict[str, Any]) -> SweepFolder |
 
 
 # --- status ----------------------------------------------------------------------------------------
-_STATUS_FIELDS = {"state": str, "engine": str, "data_dir": str, "owner": str, "host": str, "error": str,
-                  "address": str, "created": float, "started": float, "finished": float, "pid": int}
+_STATUS_NUMBERS, _STATUS_INTS = ("created", "started", "finished"), ("pid",)
+_STATUS_STRINGS = ("state", "engine", "data_dir", "owner", "host", "error", "address")
 
 
 def read_sweep_status(folder: SweepFolder) -> dict[str, Any]:
     """The sweep's status.json, checked (RunError naming the field)."""
-    doc = runs.read_json(folder.status)
     where = f"status.json of sweep {folder.name}"
-    if not isinstance(doc, dict):
-        raise RunError(f"{where} does not hold a JSON object")
-    for k, kind in _STATUS_FIELDS.items():
-        v = doc.get(k)
-        ok = v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) if kind is float
-                           else isinstance(v, kind) and not isinstance(v, bool))
-        if not ok:
-            raise RunError(f"{where}: {k!r} must be {'a number' if kind is not str else 'text'} (found {v!r:.40})")
+    doc = runs.check_fields(runs.read_json(folder.status), where, _STATUS_NUMBERS, _STATUS_STRINGS, _STATUS_INTS)
     if doc.get("state") not in runs.STATES:
         raise RunError(f"{where}: unknown state {doc.get('state')!r}")
     if doc.get("engine") not in ENGINES:
